@@ -1,0 +1,92 @@
+"""Per-instance binary masks (detectron2's ``BitMasks``) and mask -> box helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mask2former.structures.boxes import Boxes
+
+
+def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Tight XYXY boxes of binary masks; an empty mask gives a zero box.
+
+    Args:
+        masks: (N, H, W) bool or {0, 1}.
+
+    Returns:
+        (N, 4) float32 boxes in pixel-edge coordinates (x1 = last column + 1).
+    """
+    boxes = torch.zeros(masks.shape[0], 4, dtype=torch.float32, device=masks.device)
+    if masks.numel() == 0:
+        return boxes
+    masks = masks.bool()
+    x_any = masks.any(dim=1)
+    y_any = masks.any(dim=2)
+    for idx in range(masks.shape[0]):
+        xs = torch.where(x_any[idx])[0]
+        ys = torch.where(y_any[idx])[0]
+        if len(xs) > 0 and len(ys) > 0:
+            boxes[idx] = torch.tensor(
+                [xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], dtype=torch.float32, device=masks.device
+            )
+    return boxes
+
+
+class BitMasks:
+    """Binary masks stored as an (N, H, W) bool tensor in ``.tensor``."""
+
+    def __init__(self, tensor: torch.Tensor | np.ndarray) -> None:
+        if isinstance(tensor, np.ndarray):
+            tensor = torch.from_numpy(np.ascontiguousarray(tensor))
+        tensor = tensor.to(dtype=torch.bool)
+        if tensor.dim() != 3:
+            raise ValueError(f"BitMasks expects an (N, H, W) tensor, got {tuple(tensor.shape)}")
+        self.tensor = tensor
+        self.image_size = tensor.shape[1:]
+
+    def to(self, *args, **kwargs) -> BitMasks:
+        return BitMasks(self.tensor.to(*args, **kwargs))
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensor.device
+
+    def __getitem__(self, item) -> BitMasks:
+        if isinstance(item, int):
+            return BitMasks(self.tensor[item].unsqueeze(0))
+        return BitMasks(self.tensor[item])
+
+    def __len__(self) -> int:
+        return self.tensor.shape[0]
+
+    def nonempty(self) -> torch.Tensor:
+        """(N,) bool: masks with at least one pixel."""
+        return self.tensor.flatten(1).any(dim=1)
+
+    def get_bounding_boxes(self) -> Boxes:
+        return Boxes(masks_to_boxes(self.tensor))
+
+    @staticmethod
+    def from_polygon_masks(
+        polygons_per_instance: list[list[list[float] | np.ndarray]], height: int, width: int
+    ) -> BitMasks:
+        """Rasterise COCO polygons (one list of flat [x0, y0, x1, y1, ...] per instance)."""
+        from pycocotools import mask as mask_util
+
+        masks = []
+        for polygons in polygons_per_instance:
+            rles = mask_util.frPyObjects(
+                [np.asarray(p, dtype=np.float64) for p in polygons], height, width
+            )
+            masks.append(mask_util.decode(mask_util.merge(rles)).astype(bool))
+        if not masks:
+            return BitMasks(torch.zeros(0, height, width, dtype=torch.bool))
+        return BitMasks(torch.from_numpy(np.stack(masks)))
+
+    @classmethod
+    def cat(cls, masks_list: list[BitMasks]) -> BitMasks:
+        return cls(torch.cat([m.tensor for m in masks_list], dim=0))
+
+    def __repr__(self) -> str:
+        return f"BitMasks(num_instances={len(self)}, image_size={tuple(self.image_size)})"
