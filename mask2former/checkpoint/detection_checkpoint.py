@@ -1,0 +1,304 @@
+"""``DetectionCheckpointer``: save/resume training state and load detectron2 checkpoints."""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from mask2former.checkpoint.c2_model_loading import align_and_update_state_dicts
+from mask2former.checkpoint.file_io import read_checkpoint, write_atomically
+from mask2former.checkpoint.key_report import format_key_list, format_matched_table
+from mask2former.utils import comm
+
+logger = logging.getLogger(__name__)
+
+LAST_CHECKPOINT_FILE = "last_checkpoint"
+# Short-hand prefix used by the original configs' MODEL.WEIGHTS.
+_DETECTRON2_PREFIX = "detectron2://"
+_DETECTRON2_URL = "https://dl.fbaipublicfiles.com/detectron2/"
+# Buffers that are rebuilt from the config and are absent from older checkpoints.
+_IGNORED_MISSING_BUFFERS = ("pixel_mean", "pixel_std")
+
+
+@dataclass
+class IncompatibleKeys:
+    """What did not load cleanly in the last :meth:`DetectionCheckpointer.load`.
+
+    Attributes:
+        missing_keys: model keys that received no value.
+        unexpected_keys: checkpoint keys that matched no model key.
+        incorrect_shapes: ``(model key, checkpoint shape, model shape)`` of skipped tensors.
+        matched: model key -> checkpoint key, for every tensor that was loaded.
+    """
+
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    incorrect_shapes: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(
+        default_factory=list
+    )
+    matched: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_weights_path(path: str) -> str:
+    """Map ``detectron2://`` paths to their URL and download URLs to a local cache file.
+
+    Args:
+        path: local path, ``http(s)://`` URL or ``detectron2://<model zoo path>``.
+
+    Returns:
+        A local path (downloading first for URLs).
+    """
+    if path.startswith(_DETECTRON2_PREFIX):
+        path = _DETECTRON2_URL + path[len(_DETECTRON2_PREFIX) :]
+    if path.startswith(("http://", "https://")):
+        from iopath.common.file_io import HTTPURLHandler, PathManager
+
+        path_manager = PathManager()
+        path_manager.register_handler(HTTPURLHandler())
+        return path_manager.get_local_path(path)
+    return path
+
+
+def _to_tensor(key: str, value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value if value.flags.writeable else value.copy())
+    raise ValueError(
+        f"Checkpoint entry {key!r} is a {type(value).__name__}; expected a tensor or an array."
+    )
+
+
+def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Drop ``prefix`` from every key if all keys carry it (DDP / DataParallel checkpoints)."""
+    if state_dict and all(key.startswith(prefix) for key in state_dict):
+        return {key[len(prefix) :]: value for key, value in state_dict.items()}
+    return state_dict
+
+
+class DetectionCheckpointer:
+    """Save and load a model together with other checkpointable objects.
+
+    ``save`` writes ``{save_dir}/{name}.pth`` (model state, one entry per checkpointable,
+    extra data) and records its name in ``{save_dir}/last_checkpoint``, both atomically.
+    ``load`` reads ``.pth``/``.pt`` files and detectron2 / Caffe2 model-zoo ``.pkl`` files,
+    renaming and suffix-matching keys when the file asks for it (``matching_heuristics``),
+    skipping tensors of the wrong shape, and logging matched / missing / unexpected keys.
+    The outcome of the last load is kept in :attr:`incompatible_keys`.
+
+    Args:
+        model: the model; a DDP / DataParallel wrapper is unwrapped.
+        save_dir: directory for saved checkpoints and ``last_checkpoint`` ("" disables save).
+        save_to_disk: whether ``save`` writes; ``None`` means only on the main process.
+        **checkpointables: objects with ``state_dict()`` / ``load_state_dict()`` (optimizer,
+            scheduler, grad scaler, ...), saved and restored under their keyword names.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        save_dir: str = "",
+        *,
+        save_to_disk: bool | None = None,
+        **checkpointables: Any,
+    ) -> None:
+        if isinstance(model, (DistributedDataParallel, DataParallel)):
+            model = model.module
+        self.model = model
+        self.save_dir = save_dir
+        self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
+        self.checkpointables: dict[str, Any] = {}
+        for name, obj in checkpointables.items():
+            self.add_checkpointable(name, obj)
+        self.incompatible_keys: IncompatibleKeys | None = None
+
+    def add_checkpointable(self, name: str, obj: Any) -> None:
+        """Track another object with ``state_dict()`` / ``load_state_dict()`` under ``name``."""
+        if name in self.checkpointables or name == "model":
+            raise KeyError(f"Checkpointable name {name!r} is already used.")
+        if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
+            raise TypeError(
+                f"Checkpointable {name!r} is a {type(obj).__name__}; expected an object with "
+                "state_dict() and load_state_dict()."
+            )
+        self.checkpointables[name] = obj
+
+    # ----------------------------------------------------------------------------- saving
+    def save(self, name: str, **extra: Any) -> None:
+        """Write the model, every checkpointable and ``extra`` to ``{save_dir}/{name}.pth``.
+
+        Args:
+            name: file name without extension, e.g. ``"model_0004999"``.
+            **extra: more picklable data, e.g. ``iteration=4999``.
+        """
+        if not self.save_dir or not self.save_to_disk:
+            return
+        clashes = set(extra) & ({"model"} | set(self.checkpointables))
+        if clashes:
+            raise KeyError(f"Extra data keys {sorted(clashes)} clash with checkpointable names.")
+        data: dict[str, Any] = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(extra)
+
+        basename = f"{name}.pth"
+        if os.path.basename(basename) != basename:
+            raise ValueError(f"Checkpoint name {name!r} must be a plain file name.")
+        os.makedirs(self.save_dir, exist_ok=True)
+        save_file = os.path.join(self.save_dir, basename)
+        logger.info("Saving checkpoint to %s", save_file)
+        write_atomically(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, basename: str) -> None:
+        """Record ``basename`` as the newest checkpoint in ``{save_dir}/last_checkpoint``."""
+        write_atomically(
+            os.path.join(self.save_dir, LAST_CHECKPOINT_FILE),
+            lambda f: f.write(basename.encode("utf-8")),
+        )
+
+    def has_checkpoint(self) -> bool:
+        """Whether ``save_dir`` has a ``last_checkpoint`` record."""
+        return os.path.isfile(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE))
+
+    def get_checkpoint_file(self) -> str:
+        """Path of the newest saved checkpoint, or "" if there is no record."""
+        try:
+            with open(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE)) as f:
+                basename = f.read().strip()
+        except FileNotFoundError:
+            return ""
+        return os.path.join(self.save_dir, basename)
+
+    # ---------------------------------------------------------------------------- loading
+    def resume_or_load(self, path: str, *, resume: bool = True) -> dict[str, Any]:
+        """Resume from ``last_checkpoint`` when asked and present, else load model weights.
+
+        Args:
+            path: weights to load when not resuming (may be "").
+            resume: when True and a checkpoint exists in ``save_dir``, load it with every
+                checkpointable; otherwise load only the model from ``path``.
+
+        Returns:
+            Same as :meth:`load`.
+        """
+        if resume and self.has_checkpoint():
+            return self.load(self.get_checkpoint_file())
+        return self.load(path, checkpointables=[])
+
+    def load(self, path: str, checkpointables: list[str] | None = None) -> dict[str, Any]:
+        """Load a checkpoint into the model and the named checkpointables.
+
+        Args:
+            path: local path, URL or ``detectron2://`` path; "" loads nothing.
+            checkpointables: names of checkpointables to restore; ``None`` means all.
+
+        Returns:
+            The checkpoint's remaining entries (e.g. ``iteration``), without ``"model"`` and
+            without the restored checkpointables.
+
+        Raises:
+            FileNotFoundError: naming ``path`` if it does not exist.
+            ValueError: naming ``path`` if it is not a checkpoint.
+            KeyError: naming an unknown checkpointable.
+        """
+        if not path:
+            logger.info("No checkpoint given; the model keeps its initialisation.")
+            self.incompatible_keys = None
+            return {}
+        names = list(self.checkpointables) if checkpointables is None else checkpointables
+        unknown = [name for name in names if name not in self.checkpointables]
+        if unknown:
+            raise KeyError(
+                f"Unknown checkpointables {unknown}; registered: {sorted(self.checkpointables)}"
+            )
+        logger.info("Loading checkpoint from %s", path)
+        checkpoint = read_checkpoint(resolve_weights_path(path))
+        self.incompatible_keys = self._load_model(checkpoint)
+        self._log_incompatible_keys(self.incompatible_keys)
+        for name in names:
+            if name in checkpoint:
+                logger.info("Loading %s from %s", name, path)
+                self.checkpointables[name].load_state_dict(checkpoint.pop(name))
+        return checkpoint
+
+    def _load_model(self, checkpoint: dict[str, Any]) -> IncompatibleKeys:
+        """Load ``checkpoint.pop("model")`` into the model (names matched, shapes checked)."""
+        state_dict = {k: _to_tensor(k, v) for k, v in checkpoint.pop("model").items()}
+        state_dict = _strip_prefix(state_dict, "module.")
+        model_state = self.model.state_dict()
+
+        if checkpoint.get("matching_heuristics", False):
+            state_dict, matched = align_and_update_state_dicts(
+                model_state,
+                state_dict,
+                c2_conversion=checkpoint.get("__author__") == "Caffe2",
+            )
+        else:
+            matched = {key: key for key in state_dict if key in model_state}
+
+        incorrect_shapes = []
+        for key in list(state_dict):
+            if key not in model_state:
+                continue
+            checkpoint_shape = tuple(state_dict[key].shape)
+            model_shape = tuple(model_state[key].shape)
+            if checkpoint_shape != model_shape:
+                incorrect_shapes.append((key, checkpoint_shape, model_shape))
+                del state_dict[key]
+                matched.pop(key, None)
+
+        result = self.model.load_state_dict(state_dict, strict=False)
+        missing = self._filter_missing(result.missing_keys, loaded=set(state_dict))
+        return IncompatibleKeys(
+            missing_keys=sorted(missing),
+            unexpected_keys=sorted(result.unexpected_keys),
+            incorrect_shapes=incorrect_shapes,
+            matched=matched,
+        )
+
+    def _filter_missing(self, missing_keys: list[str], loaded: set[str]) -> list[str]:
+        """Drop missing keys that are aliases of a loaded tensor or config-built buffers."""
+        names_of: dict[int, set[str]] = {}
+        for name, tensor in self.model.state_dict(keep_vars=True).items():
+            names_of.setdefault(id(tensor), set()).add(name)
+        aliases_loaded = {name for names in names_of.values() if names & loaded for name in names}
+        return [
+            key
+            for key in missing_keys
+            if key not in aliases_loaded and key not in _IGNORED_MISSING_BUFFERS
+        ]
+
+    def _log_incompatible_keys(self, incompatible: IncompatibleKeys) -> None:
+        for key, checkpoint_shape, model_shape in incompatible.incorrect_shapes:
+            logger.warning(
+                "Skip loading %s: shape %s in the checkpoint, %s in the model.",
+                key,
+                checkpoint_shape,
+                model_shape,
+            )
+        if incompatible.matched:
+            model_state = self.model.state_dict()
+            shapes = {key: tuple(model_state[key].shape) for key in incompatible.matched}
+            logger.info("Loaded %d tensors into the model.", len(incompatible.matched))
+            logger.debug(
+                "Loaded tensors (model <- checkpoint, shape):\n%s",
+                format_matched_table(incompatible.matched, shapes),
+            )
+        if incompatible.missing_keys:
+            logger.warning(
+                format_key_list(
+                    "Model keys missing from the checkpoint (left at their initialisation)",
+                    incompatible.missing_keys,
+                )
+            )
+        if incompatible.unexpected_keys:
+            logger.warning(
+                format_key_list(
+                    "Checkpoint keys not used by the model", incompatible.unexpected_keys
+                )
+            )
