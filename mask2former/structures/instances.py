@@ -32,7 +32,11 @@ class Instances:
             self.set(name, value)
 
     def __getattr__(self, name: str) -> Any:
-        if name == "_fields" or name not in self._fields:
+        # Private names are never fields; answering them here (e.g. during unpickling, before
+        # ``_fields`` exists) would recurse.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._fields:
             raise AttributeError(f"Instances has no field {name!r}; fields: {list(self._fields)}")
         return self._fields[name]
 

@@ -1,0 +1,250 @@
+"""Registration of the builtin datasets under a root (``$DETECTRON2_DATASETS`` or ./datasets).
+
+Names, paths and metadata follow detectron2's and the original Mask2Former's registrations.
+Nothing touches the disk until a dataset is loaded, and registering twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
+from mask2former.data.datasets.builtin_meta import builtin_metadata
+from mask2former.data.datasets.cityscapes import (
+    load_cityscapes_instances,
+    load_cityscapes_panoptic,
+    load_cityscapes_semantic,
+)
+from mask2former.data.datasets.coco import load_sem_seg, register_coco_instances
+from mask2former.data.datasets.coco_panoptic import register_coco_panoptic
+from mask2former.data.datasets.demo import register_demo
+from mask2former.data.datasets.paths import default_root
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["register_builtin"]
+
+_COCO_INSTANCES = {
+    "coco_2014_train": ("coco/train2014", "coco/annotations/instances_train2014.json"),
+    "coco_2014_val": ("coco/val2014", "coco/annotations/instances_val2014.json"),
+    "coco_2017_train": ("coco/train2017", "coco/annotations/instances_train2017.json"),
+    "coco_2017_val": ("coco/val2017", "coco/annotations/instances_val2017.json"),
+    "coco_2017_test": ("coco/test2017", "coco/annotations/image_info_test2017.json"),
+    "coco_2017_test-dev": ("coco/test2017", "coco/annotations/image_info_test-dev2017.json"),
+    "coco_2017_val_100": ("coco/val2017", "coco/annotations/instances_val2017_100.json"),
+}
+# name -> (panoptic root, panoptic json, semantic root of the "_with_sem_seg" variant)
+_COCO_PANOPTIC = {
+    "coco_2017_train_panoptic": (
+        "coco/panoptic_train2017",
+        "coco/annotations/panoptic_train2017.json",
+        "coco/panoptic_semseg_train2017",
+    ),
+    "coco_2017_val_panoptic": (
+        "coco/panoptic_val2017",
+        "coco/annotations/panoptic_val2017.json",
+        "coco/panoptic_semseg_val2017",
+    ),
+}
+_ADE = "ADEChallengeData2016"
+
+
+def _register_coco(root: str) -> None:
+    for name, (image_root, json_file) in _COCO_INSTANCES.items():
+        register_coco_instances(
+            name,
+            builtin_metadata("coco"),
+            os.path.join(root, json_file),
+            os.path.join(root, image_root),
+        )
+    for name, (pan_root, pan_json, semseg_root) in _COCO_PANOPTIC.items():
+        instances = name[: -len("_panoptic")]
+        image_root = os.path.join(root, _COCO_INSTANCES[instances][0])
+        instances_json = os.path.join(root, _COCO_INSTANCES[instances][1])
+        # Mask2Former keeps detectron2's standard panoptic registration but lists only the
+        # things in thing_classes; "_with_sem_seg" adds the panoptic-derived semantic maps.
+        standard = builtin_metadata("coco_panoptic_standard")
+        panoptic = builtin_metadata("coco_panoptic")
+        standard.update(
+            thing_classes=panoptic["thing_classes"], thing_colors=panoptic["thing_colors"]
+        )
+        common = dict(
+            image_root=image_root,
+            panoptic_root=os.path.join(root, pan_root),
+            panoptic_json=os.path.join(root, pan_json),
+            instances_json=instances_json,
+        )
+        register_coco_panoptic(name, standard, **common)
+        register_coco_panoptic(
+            name + "_with_sem_seg", panoptic, sem_seg_root=os.path.join(root, semseg_root), **common
+        )
+    stuff_root = os.path.join(root, "coco", "coco_stuff_10k")
+    for split in ("train", "test"):
+        _register_sem_seg(
+            f"coco_2017_{split}_stuff_10k_sem_seg",
+            os.path.join(stuff_root, "images_detectron2", split),
+            os.path.join(stuff_root, "annotations_detectron2", split),
+            builtin_metadata("coco_stuff_10k"),
+        )
+
+
+def _register_sem_seg(
+    name: str,
+    image_dir: str,
+    gt_dir: str,
+    meta: dict,
+    *,
+    gt_ext: str = "png",
+    ignore_label: int = 255,
+) -> None:
+    DatasetCatalog.register(
+        name,
+        lambda: load_sem_seg(gt_dir, image_dir, gt_ext=gt_ext, image_ext="jpg", dataset_name=name),
+    )
+    MetadataCatalog.get(name).set(
+        image_root=image_dir,
+        sem_seg_root=gt_dir,
+        evaluator_type="sem_seg",
+        ignore_label=ignore_label,
+        **meta,
+    )
+
+
+def _register_ade20k(root: str) -> None:
+    ade = os.path.join(root, _ADE)
+    full = os.path.join(root, "ADE20K_2021_17_01")
+    panoptic_meta = builtin_metadata("ade20k_panoptic")
+    for split, dirname in (("train", "training"), ("val", "validation")):
+        image_dir = os.path.join(ade, "images", dirname)
+        semseg_dir = os.path.join(ade, "annotations_detectron2", dirname)
+        _register_sem_seg(
+            f"ade20k_sem_seg_{split}", image_dir, semseg_dir, builtin_metadata("ade20k_sem_seg")
+        )
+        # The 847-class labels are 16-bit TIFFs with 65535 as ignore.
+        _register_sem_seg(
+            f"ade20k_full_sem_seg_{split}",
+            os.path.join(full, "images_detectron2", dirname),
+            os.path.join(full, "annotations_detectron2", dirname),
+            builtin_metadata("ade20k_full"),
+            gt_ext="tif",
+            ignore_label=65535,
+        )
+        register_coco_panoptic(
+            f"ade20k_panoptic_{split}",
+            panoptic_meta,
+            image_dir,
+            os.path.join(ade, f"ade20k_panoptic_{split}"),
+            os.path.join(ade, f"ade20k_panoptic_{split}.json"),
+            sem_seg_root=semseg_dir,
+            instances_json=os.path.join(ade, f"ade20k_instance_{split}.json"),
+            evaluator_type="ade20k_panoptic_seg",
+        )
+        register_coco_instances(
+            f"ade20k_instance_{split}",
+            builtin_metadata("ade20k_instance"),
+            os.path.join(ade, f"ade20k_instance_{split}.json"),
+            image_dir,
+        )
+
+
+def _register_cityscapes(root: str) -> None:
+    meta = builtin_metadata("cityscapes")
+    panoptic_meta = builtin_metadata("cityscapes_panoptic")
+    for split in ("train", "val", "test"):
+        image_dir = os.path.join(root, "cityscapes", "leftImg8bit", split)
+        gt_dir = os.path.join(root, "cityscapes", "gtFine", split)
+        name = f"cityscapes_fine_instance_seg_{split}"
+        DatasetCatalog.register(
+            name, lambda x=image_dir, y=gt_dir, n=name: load_cityscapes_instances(x, y, n)
+        )
+        MetadataCatalog.get(name).set(
+            image_dir=image_dir, gt_dir=gt_dir, evaluator_type="cityscapes_instance", **meta
+        )
+        name = f"cityscapes_fine_sem_seg_{split}"
+        DatasetCatalog.register(
+            name, lambda x=image_dir, y=gt_dir, n=name: load_cityscapes_semantic(x, y, n)
+        )
+        MetadataCatalog.get(name).set(
+            image_dir=image_dir,
+            gt_dir=gt_dir,
+            evaluator_type="cityscapes_sem_seg",
+            ignore_label=255,
+            **meta,
+        )
+    for split in ("train", "val"):
+        name = f"cityscapes_fine_panoptic_{split}"
+        image_dir = os.path.join(root, "cityscapes", "leftImg8bit", split)
+        pan_dir = os.path.join(root, "cityscapes", "gtFine", f"cityscapes_panoptic_{split}")
+        pan_json = pan_dir + ".json"
+        DatasetCatalog.register(
+            name,
+            lambda x=image_dir, y=pan_dir, z=pan_json, n=name: load_cityscapes_panoptic(
+                x, y, z, panoptic_meta, n
+            ),
+        )
+        MetadataCatalog.get(name).set(
+            panoptic_root=pan_dir,
+            image_root=image_dir,
+            panoptic_json=pan_json,
+            gt_dir=os.path.join(root, "cityscapes", "gtFine", split),
+            evaluator_type="cityscapes_panoptic_seg",
+            ignore_label=255,
+            label_divisor=1000,
+            **panoptic_meta,
+        )
+
+
+def _register_mapillary(root: str) -> None:
+    vistas = os.path.join(root, "mapillary_vistas")
+    panoptic_meta = builtin_metadata("mapillary_vistas_panoptic")
+    for split, dirname in (("train", "training"), ("val", "validation")):
+        image_dir = os.path.join(vistas, dirname, "images")
+        labels_dir = os.path.join(vistas, dirname, "labels")
+        _register_sem_seg(
+            f"mapillary_vistas_sem_seg_{split}",
+            image_dir,
+            labels_dir,
+            builtin_metadata("mapillary_vistas_sem_seg"),
+            ignore_label=65,
+        )
+        register_coco_panoptic(
+            f"mapillary_vistas_panoptic_{split}",
+            panoptic_meta,
+            image_dir,
+            os.path.join(vistas, dirname, "panoptic"),
+            os.path.join(vistas, dirname, "panoptic", "panoptic_2018.json"),
+            sem_seg_root=labels_dir,
+            evaluator_type="mapillary_vistas_panoptic_seg",
+            ignore_label=65,
+        )
+
+
+_REGISTERED_ROOTS: dict[str, str] = {}
+
+
+def register_builtin(root: str | None = None) -> None:
+    """Register every builtin dataset (and the demo dataset) under ``root``.
+
+    Args:
+        root: dataset root; defaults to ``$DETECTRON2_DATASETS`` or ``./datasets``.
+
+    Raises:
+        ValueError: the builtins were already registered under a different root.
+    """
+    root = os.path.abspath(default_root() if root is None else os.path.expanduser(root))
+    previous = _REGISTERED_ROOTS.get("root")
+    if previous is not None:
+        if previous != root:
+            raise ValueError(
+                f"register_builtin: datasets are already registered under {previous}; got "
+                f"root={root}. Register once per process."
+            )
+        return
+    _register_coco(root)
+    _register_ade20k(root)
+    _register_cityscapes(root)
+    _register_mapillary(root)
+    register_demo(os.path.join(root, "demo_shapes"))
+    _REGISTERED_ROOTS["root"] = root
+    logger.info("Registered builtin datasets under %s", root)
