@@ -9,12 +9,14 @@ from concurrent.futures import ProcessPoolExecutor
 from tqdm import tqdm
 
 
-def run_parallel(func: Callable, items: Sequence, desc: str, workers: int | None = None) -> None:
-    """Call ``func(*item)`` for every item using ``workers`` processes (default: all cores)."""
+def run_parallel(func: Callable, items: Sequence, desc: str, workers: int | None = None) -> list:
+    """Call ``func(*item)`` for every item using ``workers`` processes (default: all cores).
+
+    Returns:
+        The results, in the order of ``items``.
+    """
     workers = workers or os.cpu_count() or 1
     chunksize = max(1, len(items) // (workers * 16))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for _ in tqdm(
-            pool.map(func, *zip(*items), chunksize=chunksize), total=len(items), desc=desc
-        ):
-            pass
+        results = pool.map(func, *zip(*items), chunksize=chunksize)
+        return list(tqdm(results, total=len(items), desc=desc))
