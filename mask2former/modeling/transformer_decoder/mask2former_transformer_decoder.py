@@ -1,0 +1,271 @@
+"""Mask2Former's masked-attention transformer decoder and the transformer-decoder builder."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mask2former.config.configurable import configurable
+from mask2former.layers.position_encoding import PositionEmbeddingSine
+from mask2former.layers.weight_init import c2_xavier_fill
+from mask2former.layers.wrappers import Conv2d
+from mask2former.modeling.registry import TRANSFORMER_DECODER_REGISTRY, get_from_registry
+from mask2former.modeling.transformer_decoder.layers import (
+    MLP,
+    CrossAttentionLayer,
+    FFNLayer,
+    SelfAttentionLayer,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def build_transformer_decoder(cfg, in_channels: int, mask_classification: bool = True) -> nn.Module:
+    """Build ``cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME`` for ``in_channels`` inputs."""
+    name = cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME
+    decoder_cls = get_from_registry(
+        TRANSFORMER_DECODER_REGISTRY, name, "MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME"
+    )
+    return decoder_cls(cfg, in_channels, mask_classification)
+
+
+def compute_attention_mask(
+    mask_logits: torch.Tensor, target_size: tuple[int, int], num_heads: int
+) -> torch.Tensor:
+    """Masked-attention mask from a mask prediction.
+
+    The logits are resized bilinearly (align_corners=False) to ``target_size``; a position is
+    masked where ``sigmoid < 0.5``. A query whose mask is empty at that resolution would attend
+    nowhere, so its row is cleared and it attends everywhere.
+
+    Args:
+        mask_logits: (B, Q, H, W) mask logits.
+        target_size: (h, w) of the feature level attended next.
+        num_heads: attention heads (the mask is repeated per head).
+
+    Returns:
+        (B * num_heads, Q, h * w) bool, True where attention is NOT allowed.
+    """
+    resized = F.interpolate(mask_logits, size=target_size, mode="bilinear", align_corners=False)
+    blocked = resized.sigmoid().flatten(2) < 0.5  # (B, Q, h*w)
+    blocked = blocked.unsqueeze(1).repeat(1, num_heads, 1, 1).flatten(0, 1)
+    blocked[blocked.all(-1)] = False
+    return blocked.detach()
+
+
+@TRANSFORMER_DECODER_REGISTRY.register()
+class MultiScaleMaskedTransformerDecoder(nn.Module):
+    """Queries refined by masked cross-attention over three scales, round robin.
+
+    Each layer does cross-attention (masked by the previous prediction), self-attention and an
+    FFN; class and mask predictions are made from the initial queries and after every layer.
+    """
+
+    _version = 2
+
+    @configurable
+    def __init__(
+        self,
+        in_channels: int,
+        mask_classification: bool = True,
+        *,
+        num_classes: int,
+        hidden_dim: int,
+        num_queries: int,
+        nheads: int,
+        dim_feedforward: int,
+        dec_layers: int,
+        pre_norm: bool,
+        mask_dim: int,
+        enforce_input_project: bool,
+    ) -> None:
+        """
+        Args:
+            in_channels: channels of the multi-scale input features.
+            mask_classification: must be True (only mask classification is supported).
+            num_classes: number of classes (a "no object" class is added).
+            hidden_dim: transformer width.
+            num_queries: number of queries.
+            nheads: attention heads.
+            dim_feedforward: FFN hidden dimension.
+            dec_layers: number of decoder layers (the config's DEC_LAYERS minus 1).
+            pre_norm: pre-LayerNorm layers instead of post-norm.
+            mask_dim: channels of the mask features.
+            enforce_input_project: add the 1x1 input projection even when
+                ``in_channels == hidden_dim``.
+        """
+        super().__init__()
+        if not mask_classification:
+            raise ValueError("MultiScaleMaskedTransformerDecoder needs mask_classification=True")
+        self.mask_classification = mask_classification
+        self.pe_layer = PositionEmbeddingSine(hidden_dim // 2, normalize=True)
+
+        self.num_heads = nheads
+        self.num_layers = dec_layers
+        self.transformer_self_attention_layers = nn.ModuleList()
+        self.transformer_cross_attention_layers = nn.ModuleList()
+        self.transformer_ffn_layers = nn.ModuleList()
+        for _ in range(dec_layers):
+            self.transformer_self_attention_layers.append(
+                SelfAttentionLayer(hidden_dim, nheads, dropout=0.0, normalize_before=pre_norm)
+            )
+            self.transformer_cross_attention_layers.append(
+                CrossAttentionLayer(hidden_dim, nheads, dropout=0.0, normalize_before=pre_norm)
+            )
+            self.transformer_ffn_layers.append(
+                FFNLayer(hidden_dim, dim_feedforward, dropout=0.0, normalize_before=pre_norm)
+            )
+        self.decoder_norm = nn.LayerNorm(hidden_dim)
+
+        self.num_queries = num_queries
+        self.query_feat = nn.Embedding(num_queries, hidden_dim)  # learnable query features
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)  # learnable query positions
+
+        self.num_feature_levels = 3
+        self.level_embed = nn.Embedding(self.num_feature_levels, hidden_dim)
+        self.input_proj = nn.ModuleList()
+        for _ in range(self.num_feature_levels):
+            if in_channels != hidden_dim or enforce_input_project:
+                proj = Conv2d(in_channels, hidden_dim, kernel_size=1)
+                c2_xavier_fill(proj)
+                self.input_proj.append(proj)
+            else:
+                self.input_proj.append(nn.Sequential())
+
+        self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
+        self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int, mask_classification: bool) -> dict:
+        mask_former = cfg.MODEL.MASK_FORMER
+        if mask_former.DEC_LAYERS < 1:
+            raise ValueError(
+                f"MODEL.MASK_FORMER.DEC_LAYERS must be >= 1, got {mask_former.DEC_LAYERS}"
+            )
+        return {
+            "in_channels": in_channels,
+            "mask_classification": mask_classification,
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            "hidden_dim": mask_former.HIDDEN_DIM,
+            "num_queries": mask_former.NUM_OBJECT_QUERIES,
+            "nheads": mask_former.NHEADS,
+            "dim_feedforward": mask_former.DIM_FEEDFORWARD,
+            # DEC_LAYERS counts the prediction made from the learnable queries themselves
+            "dec_layers": mask_former.DEC_LAYERS - 1,
+            "pre_norm": mask_former.PRE_NORM,
+            "enforce_input_project": mask_former.ENFORCE_INPUT_PROJ,
+            "mask_dim": cfg.MODEL.SEM_SEG_HEAD.MASK_DIM,
+        }
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        version = local_metadata.get("version", None)
+        if version is None or version < 2:
+            # early checkpoints named the learnable query features "static_query"
+            renamed = [k for k in state_dict if k.startswith(prefix) and "static_query" in k]
+            for key in renamed:
+                state_dict[key.replace("static_query", "query_feat")] = state_dict.pop(key)
+            if renamed:
+                logger.warning("Renamed %s to query_feat (old checkpoint format)", renamed)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def forward(
+        self,
+        x: list[torch.Tensor],
+        mask_features: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> dict:
+        """Predict classes and masks.
+
+        Args:
+            x: three feature levels, coarse to fine, each (B, in_channels, H_l, W_l).
+            mask_features: (B, mask_dim, H_m, W_m) per-pixel embeddings.
+            mask: ignored (padding is not masked, as in the original).
+
+        Returns:
+            dict with ``pred_logits`` (B, Q, K+1) and ``pred_masks`` (B, Q, H_m, W_m) of the last
+            layer, ``aux_outputs`` (the same for every earlier prediction, first to last) and
+            ``query_states``: the normalised queries (B, Q, hidden_dim) behind each of the
+            ``dec_layers + 1`` predictions.
+        """
+        del mask
+        if len(x) != self.num_feature_levels:
+            raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(x)}")
+        sources, positions, sizes = [], [], []
+        for level in range(self.num_feature_levels):
+            sizes.append(tuple(x[level].shape[-2:]))
+            # (B, C, H, W) -> (HW, B, C)
+            positions.append(self.pe_layer(x[level], None).flatten(2).permute(2, 0, 1))
+            source = self.input_proj[level](x[level]).flatten(2)
+            source = source + self.level_embed.weight[level][None, :, None]
+            sources.append(source.permute(2, 0, 1))
+
+        batch = sources[0].shape[1]
+        query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
+        output = self.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)
+
+        class_logits, mask_logits, query_states = [], [], []
+        logits, masks, states, attn_mask = self.forward_prediction_heads(
+            output, mask_features, sizes[0]
+        )
+        class_logits.append(logits)
+        mask_logits.append(masks)
+        query_states.append(states)
+        for i in range(self.num_layers):
+            level = i % self.num_feature_levels
+            output = self.transformer_cross_attention_layers[i](
+                output,
+                sources[level],
+                memory_mask=attn_mask,
+                memory_key_padding_mask=None,  # padded pixels are not masked
+                pos=positions[level],
+                query_pos=query_pos,
+            )
+            output = self.transformer_self_attention_layers[i](output, query_pos=query_pos)
+            output = self.transformer_ffn_layers[i](output)
+            logits, masks, states, attn_mask = self.forward_prediction_heads(
+                output, mask_features, sizes[(i + 1) % self.num_feature_levels]
+            )
+            class_logits.append(logits)
+            mask_logits.append(masks)
+            query_states.append(states)
+
+        return {
+            "pred_logits": class_logits[-1],
+            "pred_masks": mask_logits[-1],
+            "aux_outputs": [
+                {"pred_logits": a, "pred_masks": b}
+                for a, b in zip(class_logits[:-1], mask_logits[:-1])
+            ],
+            "query_states": query_states,
+        }
+
+    def forward_prediction_heads(
+        self,
+        output: torch.Tensor,
+        mask_features: torch.Tensor,
+        attn_mask_target_size: tuple[int, int],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Predict from the current queries.
+
+        Args:
+            output: (Q, B, C) queries.
+            mask_features: (B, mask_dim, H_m, W_m).
+            attn_mask_target_size: (h, w) of the level attended next.
+
+        Returns:
+            class logits (B, Q, K+1), mask logits (B, Q, H_m, W_m), normalised queries
+            (B, Q, C), and the next attention mask (B * heads, Q, h * w) bool.
+        """
+        decoder_output = self.decoder_norm(output).transpose(0, 1)
+        outputs_class = self.class_embed(decoder_output)
+        mask_embed = self.mask_embed(decoder_output)
+        outputs_mask = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
+        attn_mask = compute_attention_mask(outputs_mask, attn_mask_target_size, self.num_heads)
+        return outputs_class, outputs_mask, decoder_output, attn_mask
