@@ -26,6 +26,9 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("bias", torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features) - eps)
+        # Filled only when converted from a BatchNorm that tracked it, so the frozen stages of
+        # a converted model keep the same state-dict keys as detectron2's.
+        self.register_buffer("num_batches_tracked", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C, H, W). Returns: (N, C, H, W)."""
@@ -66,6 +69,7 @@ class FrozenBatchNorm2d(nn.Module):
                 frozen.bias.data = module.bias.data.clone().detach()
             frozen.running_mean.data = module.running_mean.data
             frozen.running_var.data = module.running_var.data
+            frozen.num_batches_tracked = module.num_batches_tracked
             return frozen
         for name, child in module.named_children():
             new_child = cls.convert_frozen_batchnorm(child)

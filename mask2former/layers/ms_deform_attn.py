@@ -1,15 +1,82 @@
 """The one public multi-scale deformable attention op.
 
 ``ms_deform_attn(value, spatial_shapes, level_start_index, sampling_locations,
-attention_weights)`` -> (N, Lq, heads * dim). Backends (compiled CPU / CUDA kernels) plug in
-here; the PyTorch reference is always available.
+attention_weights)`` -> (N, Lq, heads * dim). Backends:
+
+- ``cpu`` / ``cuda``: compiled kernels from ``csrc/ms_deform_attn`` (built on first use, see
+  ``_msda_build``), registered as ``torch.ops.mask2former.ms_deform_attn_forward`` with
+  autograd and fake implementations, so ``torch.compile`` / ``torch.export`` trace them;
+- ``pytorch``: the grid_sample reference (``ms_deform_attn_reference``), always available.
+
+By default the compiled kernel for the inputs' device is used when it builds, else the
+reference. ``MASK2FORMER_MSDA_BACKEND=pytorch|cpu|cuda`` forces one (forcing an unavailable
+one raises). The choice is logged once per device type.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+
 import torch
 
+from mask2former.layers import _msda_build
 from mask2former.layers.ms_deform_attn_reference import ms_deform_attn_reference
+
+logger = logging.getLogger(__name__)
+
+BACKEND_ENV = "MASK2FORMER_MSDA_BACKEND"
+BACKENDS = ("pytorch", "cpu", "cuda")
+
+
+@functools.cache
+def select_backend(device_type: str) -> str:
+    """The backend that runs inputs on ``device_type`` (resolved once per device type).
+
+    Args:
+        device_type: ``torch.device.type`` of the inputs, e.g. "cpu" or "cuda".
+
+    Returns:
+        One of ``BACKENDS``.
+
+    Raises:
+        ValueError: ``MASK2FORMER_MSDA_BACKEND`` holds an unknown name.
+        RuntimeError: the forced backend cannot run inputs on ``device_type``.
+    """
+    forced = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if forced and forced not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={forced!r} is not one of {', '.join(BACKENDS)}")
+    if forced == "pytorch":
+        backend = "pytorch"
+    elif forced:
+        if forced != device_type:
+            raise RuntimeError(
+                f"{BACKEND_ENV}={forced} forces the {forced} kernel, but the inputs are on "
+                f"{device_type}"
+            )
+        status = _msda_build.load_extension()
+        if not status.loaded or (forced == "cuda" and not status.has_cuda):
+            reason = status.origin if not status.loaded else "built without CUDA kernels"
+            raise RuntimeError(
+                f"{BACKEND_ENV}={forced} but the compiled {forced} kernel is unavailable: {reason}"
+            )
+        backend = forced
+    elif device_type in ("cpu", "cuda"):
+        status = _msda_build.load_extension()
+        compiled = status.loaded and (device_type == "cpu" or status.has_cuda)
+        backend = device_type if compiled else "pytorch"
+    else:
+        backend = "pytorch"
+    how = "forced by " + BACKEND_ENV if forced else "automatic"
+    logger.info("MSDeformAttn backend for %s inputs: %s (%s)", device_type, backend, how)
+    return backend
+
+
+@torch.compiler.assume_constant_result
+def _backend_for(device_type: str) -> str:
+    # Runs eagerly even under torch.compile: the lookup (which may build) is not traced.
+    return select_backend(device_type)
 
 
 def ms_deform_attn(
@@ -19,18 +86,23 @@ def ms_deform_attn(
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
-    """Multi-scale deformable attention.
+    """Multi-scale deformable attention: bilinear samples (zero padding,
+    ``grid_sample(align_corners=False)``) weighted and summed over levels and points.
 
     Args:
-        value: (N, S, heads, dim).
+        value: (N, S, heads, dim), S = sum over levels of H_l * W_l.
         spatial_shapes: (L, 2) int64 (H_l, W_l).
-        level_start_index: (L,) int64.
-        sampling_locations: (N, Lq, heads, L, P, 2) in [0, 1] (x, y).
+        level_start_index: (L,) int64, offset of each level in S.
+        sampling_locations: (N, Lq, heads, L, P, 2) normalised (x, y), [0, 1] inside the map.
         attention_weights: (N, Lq, heads, L, P).
 
     Returns:
         (N, Lq, heads * dim).
     """
-    return ms_deform_attn_reference(
+    if _backend_for(value.device.type) == "pytorch":
+        return ms_deform_attn_reference(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+        )
+    return torch.ops.mask2former.ms_deform_attn_forward(
         value, spatial_shapes, level_start_index, sampling_locations, attention_weights
     )

@@ -49,6 +49,8 @@ def ms_deform_attn_reference(
             )
         )  # (N*heads, dim, Lq, P)
     # (N, Lq, heads, L, P) -> (N*heads, 1, Lq, L*P)
-    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, num_queries, -1)
+    weights = attention_weights.transpose(1, 2).reshape(
+        batch * heads, 1, num_queries, num_levels * num_points
+    )
     output = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
     return output.view(batch, heads * dim, num_queries).transpose(1, 2).contiguous()

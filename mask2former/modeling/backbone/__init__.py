@@ -1,0 +1,29 @@
+"""Backbones. Importing this package fills ``BACKBONE_REGISTRY``."""
+
+from mask2former.modeling.backbone.backbone import Backbone
+from mask2former.modeling.backbone.build import build_backbone
+from mask2former.modeling.backbone.resnet import (
+    BasicBlock,
+    BasicStem,
+    BottleneckBlock,
+    DeepLabStem,
+    ResNet,
+    build_resnet,
+    build_resnet_backbone,
+    build_resnet_deeplab_backbone,
+)
+from mask2former.modeling.backbone.swin import D2SwinTransformer
+
+__all__ = [
+    "Backbone",
+    "BasicBlock",
+    "BasicStem",
+    "BottleneckBlock",
+    "D2SwinTransformer",
+    "DeepLabStem",
+    "ResNet",
+    "build_backbone",
+    "build_resnet",
+    "build_resnet_backbone",
+    "build_resnet_deeplab_backbone",
+]
