@@ -227,8 +227,10 @@ def test_bad_arguments_raise_value_errors():
         model(torch.randn(1, 4, 32, 32))
     with pytest.raises(ValueError, match="depth=42"):
         build_resnet(depth=42)
-    with pytest.raises(ValueError, match="res2_out_channels=64"):
-        build_resnet(depth=18, res2_out_channels=256)
+    with pytest.raises(ValueError, match="num_groups=1"):
+        build_resnet(depth=18, num_groups=2)
+    narrow = build_resnet(depth=18, res2_out_channels=32, stem_out_channels=32)
+    assert narrow.output_shape()["res5"].channels == 256
     with pytest.raises(ValueError, match="stem_type"):
         build_resnet(depth=50, stem_type="fancy")
     with pytest.raises(ValueError, match="out_features"):

@@ -369,7 +369,8 @@ def build_resnet(
     Args:
         depth: 18 or 34 (basic blocks) or 50, 101, 152 (bottleneck blocks).
         stem_type: "basic" (7x7 conv) or "deeplab" (three 3x3 convs).
-        res2_out_channels: output channels of res2 (later stages double it); 64 for 18/34.
+        res2_out_channels: output channels of res2 (later stages double it); 64 for the
+            standard (pretrained) R18/R34.
         num_groups, width_per_group: bottleneck width of res2 is their product (ResNeXt > 1).
         res4_dilation: 1 or 2; 2 requires ``res5_dilation`` 4.
         res5_dilation: 1, 2 or 4. A dilated stage keeps its input resolution (stride 1).
@@ -388,11 +389,10 @@ def build_resnet(
     blocks_per_stage = BLOCKS_PER_STAGE[depth]
     multi_grid = [1] * blocks_per_stage[3] if res5_multi_grid is None else list(res5_multi_grid)
     if depth < 50:
-        if res2_out_channels != 64 or num_groups != 1:
-            raise ValueError(
-                f"ResNet-{depth} needs res2_out_channels=64 and num_groups=1, got "
-                f"{res2_out_channels} and {num_groups}"
-            )
+        # Unlike detectron2, any width is accepted (e.g. 32 for small from-scratch models);
+        # pretrained R18/R34 weights only exist for 64.
+        if num_groups != 1:
+            raise ValueError(f"ResNet-{depth} (basic blocks) needs num_groups=1, got {num_groups}")
         if res4_dilation != 1 or res5_dilation != 1 or any(m != 1 for m in multi_grid):
             raise ValueError(f"ResNet-{depth} (basic blocks) does not support dilation")
     elif len(multi_grid) != blocks_per_stage[3]:

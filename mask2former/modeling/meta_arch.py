@@ -1,0 +1,300 @@
+"""``MaskFormer``: the meta-architecture tying backbone, segmentation head and criterion.
+
+It takes detectron2-style batched inputs, returns weighted losses in training and
+per-image semantic / panoptic / instance results in inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mask2former.config import configurable
+from mask2former.modeling.backbone.backbone import Backbone
+from mask2former.modeling.backbone.build import build_backbone
+from mask2former.modeling.criterion import SetCriterion
+from mask2former.modeling.heads.mask_former_head import build_sem_seg_head
+from mask2former.modeling.matcher import HungarianMatcher
+from mask2former.modeling.postprocessing import postprocess_image
+from mask2former.modeling.registry import META_ARCH_REGISTRY
+from mask2former.structures import ImageList, Instances
+
+
+def _thing_ids_from_metadata(dataset_names: Sequence[str]) -> list[int] | None:
+    """Contiguous thing ids of the first training dataset, or None when unknown."""
+    if len(dataset_names) == 0:
+        return None
+    # Imported here: the data package is optional for model construction.
+    from mask2former.data.catalog import MetadataCatalog
+
+    mapping = MetadataCatalog.get(dataset_names[0]).get("thing_dataset_id_to_contiguous_id")
+    return None if mapping is None else sorted(int(v) for v in mapping.values())
+
+
+@META_ARCH_REGISTRY.register()
+class MaskFormer(nn.Module):
+    """Mask classification model for semantic, instance and panoptic segmentation."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        sem_seg_head: nn.Module,
+        criterion: SetCriterion,
+        num_queries: int,
+        object_mask_threshold: float,
+        overlap_threshold: float,
+        thing_ids: Collection[int] | None,
+        size_divisibility: int,
+        sem_seg_postprocess_before_inference: bool,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        semantic_on: bool,
+        panoptic_on: bool,
+        instance_on: bool,
+        test_topk_per_image: int,
+    ) -> None:
+        """
+        Args:
+            backbone: feature extractor following the ``Backbone`` interface.
+            sem_seg_head: maps backbone features to {"pred_logits", "pred_masks",
+                "aux_outputs"}; has ``num_classes``.
+            criterion: training losses; its ``weight_dict`` weights them.
+            num_queries: number of object queries Q.
+            object_mask_threshold: panoptic: minimum class probability of a kept query.
+            overlap_threshold: panoptic: minimum visible fraction of a kept query's mask.
+            thing_ids: contiguous ids of the thing classes (panoptic inference, and the
+                instance filter when panoptic is on); None if unknown.
+            size_divisibility: pad inputs to a multiple of this; < 0 takes the backbone's.
+            sem_seg_postprocess_before_inference: resize masks to the output size before
+                inference (required for panoptic / instance) instead of after.
+            pixel_mean: per-channel mean subtracted from the input image.
+            pixel_std: per-channel std the input image is divided by.
+            semantic_on: return "sem_seg" in inference.
+            panoptic_on: return "panoptic_seg" in inference.
+            instance_on: return "instances" in inference.
+            test_topk_per_image: instance inference keeps this many (query, class) pairs.
+        """
+        super().__init__()
+        if len(pixel_mean) != len(pixel_std):
+            raise ValueError(
+                f"pixel_mean has {len(pixel_mean)} values but pixel_std has {len(pixel_std)}"
+            )
+        if not semantic_on and not sem_seg_postprocess_before_inference:
+            raise ValueError(
+                "sem_seg_postprocess_before_inference must be True when semantic_on is False"
+            )
+        self.backbone = backbone
+        self.sem_seg_head = sem_seg_head
+        self.criterion = criterion
+        self.num_queries = num_queries
+        self.object_mask_threshold = object_mask_threshold
+        self.overlap_threshold = overlap_threshold
+        self.thing_ids = None if thing_ids is None else sorted(int(i) for i in thing_ids)
+        if size_divisibility < 0:
+            size_divisibility = self.backbone.size_divisibility
+        self.size_divisibility = size_divisibility
+        self.sem_seg_postprocess_before_inference = sem_seg_postprocess_before_inference
+        # Not persistent: original checkpoints do not hold them.
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        self.semantic_on = semantic_on
+        self.panoptic_on = panoptic_on
+        self.instance_on = instance_on
+        self.test_topk_per_image = test_topk_per_image
+
+    @classmethod
+    def from_config(cls, cfg) -> dict[str, Any]:
+        mf = cfg.MODEL.MASK_FORMER
+        backbone = build_backbone(cfg)
+        sem_seg_head = build_sem_seg_head(cfg, backbone.output_shape())
+
+        matcher = HungarianMatcher(
+            cost_class=mf.CLASS_WEIGHT,
+            cost_mask=mf.MASK_WEIGHT,
+            cost_dice=mf.DICE_WEIGHT,
+            num_points=mf.TRAIN_NUM_POINTS,
+        )
+        weight_dict = {
+            "loss_ce": mf.CLASS_WEIGHT,
+            "loss_mask": mf.MASK_WEIGHT,
+            "loss_dice": mf.DICE_WEIGHT,
+        }
+        if mf.DEEP_SUPERVISION:
+            # The predictor returns DEC_LAYERS - 1 auxiliary outputs (one per decoder layer
+            # plus the prediction from the learnable queries, minus the final one).
+            weight_dict.update(
+                {
+                    f"{name}_{i}": weight
+                    for i in range(mf.DEC_LAYERS - 1)
+                    for name, weight in list(weight_dict.items())
+                }
+            )
+        criterion = SetCriterion(
+            sem_seg_head.num_classes,
+            matcher=matcher,
+            weight_dict=weight_dict,
+            eos_coef=mf.NO_OBJECT_WEIGHT,
+            losses=["labels", "masks"],
+            num_points=mf.TRAIN_NUM_POINTS,
+            oversample_ratio=mf.OVERSAMPLE_RATIO,
+            importance_sample_ratio=mf.IMPORTANCE_SAMPLE_RATIO,
+        )
+        return {
+            "backbone": backbone,
+            "sem_seg_head": sem_seg_head,
+            "criterion": criterion,
+            "num_queries": mf.NUM_OBJECT_QUERIES,
+            "object_mask_threshold": mf.TEST.OBJECT_MASK_THRESHOLD,
+            "overlap_threshold": mf.TEST.OVERLAP_THRESHOLD,
+            "thing_ids": _thing_ids_from_metadata(cfg.DATASETS.TRAIN),
+            "size_divisibility": mf.SIZE_DIVISIBILITY,
+            "sem_seg_postprocess_before_inference": (
+                mf.TEST.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE
+                or mf.TEST.PANOPTIC_ON
+                or mf.TEST.INSTANCE_ON
+            ),
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "semantic_on": mf.TEST.SEMANTIC_ON,
+            "instance_on": mf.TEST.INSTANCE_ON,
+            "panoptic_on": mf.TEST.PANOPTIC_ON,
+            "test_topk_per_image": cfg.TEST.DETECTIONS_PER_IMAGE,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def _check_image(self, index: int, image: Any) -> None:
+        """Raise a ValueError unless ``image`` is a (C, H, W) uint8 or float tensor."""
+        num_channels = self.pixel_mean.shape[0]
+        expected = f"a ({num_channels}, H, W) uint8 or floating-point torch.Tensor"
+        if not isinstance(image, torch.Tensor):
+            raise ValueError(
+                f"batched_inputs[{index}]['image'] must be {expected}, got {type(image).__name__}"
+            )
+        if image.dim() != 3 or image.shape[0] != num_channels:
+            raise ValueError(
+                f"batched_inputs[{index}]['image'] must be {expected} (channels first), "
+                f"got shape {tuple(image.shape)}"
+            )
+        if image.dtype != torch.uint8 and not image.is_floating_point():
+            raise ValueError(
+                f"batched_inputs[{index}]['image'] must be {expected}, got dtype {image.dtype}"
+            )
+
+    def preprocess_images(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
+        """Validate, normalise ((x - mean) / std) and pad the input images.
+
+        Returns:
+            ImageList whose tensor is (B, C, H_pad, W_pad), padded with 0 after normalising.
+        """
+        if not isinstance(batched_inputs, (list, tuple)) or len(batched_inputs) == 0:
+            got = type(batched_inputs).__name__
+            if isinstance(batched_inputs, (list, tuple)):
+                got = f"an empty {got}"
+            raise ValueError(
+                f"batched_inputs must be a non-empty list of dicts with an 'image' entry, got {got}"
+            )
+        images = []
+        for index, inputs in enumerate(batched_inputs):
+            if "image" not in inputs:
+                raise ValueError(
+                    f"batched_inputs[{index}] has no 'image' entry; keys: {sorted(inputs)}"
+                )
+            self._check_image(index, inputs["image"])
+            image = inputs["image"].to(device=self.device, dtype=self.pixel_mean.dtype)
+            images.append((image - self.pixel_mean) / self.pixel_std)
+        return ImageList.from_tensors(images, self.size_divisibility)
+
+    def forward(self, batched_inputs: list[dict[str, Any]]):
+        """Training losses or inference results.
+
+        Args:
+            batched_inputs: one dict per image with "image" ((C, H, W) uint8 or float, in the
+                channel order of ``pixel_mean``), in training "instances" (Instances with
+                ``gt_classes`` (T,) and ``gt_masks`` (T, H, W)), in inference optionally
+                "height" and "width" (output size; defaults to the input size).
+
+        Returns:
+            Training: dict of weighted scalar losses. Inference: one dict per image with
+            "sem_seg" (K, H, W), "panoptic_seg" ((H, W) int32 ids, segments_info) and
+            "instances" (Instances) as switched on.
+        """
+        images = self.preprocess_images(batched_inputs)
+        features = self.backbone(images.tensor)
+        outputs = self.sem_seg_head(features)
+
+        if self.training:
+            missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
+            if missing:
+                raise ValueError(
+                    f"training needs an 'instances' entry (gt_classes, gt_masks) in every "
+                    f"input; batched_inputs{missing} have none"
+                )
+            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+            targets = self.prepare_targets(gt_instances, images)
+            losses = self.criterion(outputs, targets)
+            weights = self.criterion.weight_dict
+            # Losses without a weight are dropped, as in the original.
+            return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+
+        mask_cls_results = outputs["pred_logits"]
+        mask_pred_results = F.interpolate(
+            outputs["pred_masks"],
+            size=(images.tensor.shape[-2], images.tensor.shape[-1]),
+            mode="bilinear",
+            align_corners=False,
+        )
+        del outputs
+        processed_results = []
+        for mask_cls, mask_pred, inputs, image_size in zip(
+            mask_cls_results, mask_pred_results, batched_inputs, images.image_sizes
+        ):
+            processed_results.append(
+                postprocess_image(
+                    mask_cls,
+                    mask_pred,
+                    image_size,
+                    inputs.get("height", image_size[0]),
+                    inputs.get("width", image_size[1]),
+                    semantic_on=self.semantic_on,
+                    panoptic_on=self.panoptic_on,
+                    instance_on=self.instance_on,
+                    sem_seg_postprocess_before_inference=self.sem_seg_postprocess_before_inference,
+                    object_mask_threshold=self.object_mask_threshold,
+                    overlap_threshold=self.overlap_threshold,
+                    test_topk_per_image=self.test_topk_per_image,
+                    thing_ids=self.thing_ids,
+                )
+            )
+        return processed_results
+
+    def prepare_targets(
+        self, targets: list[Instances], images: ImageList
+    ) -> list[dict[str, torch.Tensor]]:
+        """Criterion targets with the gt masks zero-padded to the padded image size.
+
+        Returns:
+            Per image {"labels": (T,) int64, "masks": (T, H_pad, W_pad)}.
+        """
+        h_pad, w_pad = images.tensor.shape[-2:]
+        new_targets = []
+        for index, targets_per_image in enumerate(targets):
+            if not (targets_per_image.has("gt_classes") and targets_per_image.has("gt_masks")):
+                raise ValueError(
+                    f"batched_inputs[{index}]['instances'] needs fields gt_classes and gt_masks, "
+                    f"has {sorted(targets_per_image.get_fields())}"
+                )
+            gt_masks = targets_per_image.gt_masks
+            gt_masks = gt_masks.tensor if hasattr(gt_masks, "tensor") else gt_masks
+            padded_masks = gt_masks.new_zeros((gt_masks.shape[0], h_pad, w_pad))
+            padded_masks[:, : gt_masks.shape[1], : gt_masks.shape[2]] = gt_masks
+            new_targets.append({"labels": targets_per_image.gt_classes, "masks": padded_masks})
+        return new_targets
