@@ -6,8 +6,13 @@ name) to report PQ/SQ/RQ for semantic-only datasets such as ADE20K-150 and COCO-
 
 from __future__ import annotations
 
+import os
+from collections import defaultdict
+
 import numpy as np
 from panopticapi.evaluation import PQStat
+from PIL import Image
+from pycocotools import mask as mask_util
 
 # Segment ids of a (gt, pred) pair are packed into one integer as panopticapi does.
 _OFFSET = 256 * 256 * 256
@@ -102,3 +107,62 @@ def miou_from_confusion(conf: np.ndarray) -> float:
     union = pos_gt + pos_pred - tp
     valid = union > 0
     return float(100 * (tp[valid] / union[valid]).mean()) if valid.any() else float("nan")
+
+
+def evaluate_sem_seg_json(
+    predictions: list[dict],
+    gt_files: dict[str, str],
+    class_names: list[str],
+    ignore_label: int,
+    dataset_id_to_contiguous_id: dict[int, int] | None = None,
+) -> dict:
+    """PQ/SQ/RQ and mIoU of ``SemSegEvaluator``'s ``sem_seg_predictions.json``.
+
+    Pixels that no prediction covers count as class 0, as in the original tool.
+
+    Args:
+        predictions: records ``{"file_name", "category_id", "segmentation" (COCO RLE)}``.
+        gt_files: image file stem -> ground-truth PNG of contiguous ids (``ignore_label`` void).
+        class_names: the ``stuff_classes``.
+        ignore_label: void label of the ground truth.
+        dataset_id_to_contiguous_id: maps the JSON's category ids back to contiguous ids.
+
+    Returns:
+        ``summarize_pq`` results plus "mIoU" (in %) and "num_images".
+    """
+    per_image: dict[str, list[dict]] = defaultdict(list)
+    for pred in predictions:
+        per_image[os.path.splitext(os.path.basename(pred["file_name"]))[0]].append(pred)
+    num_classes = len(class_names)
+    stat = PQStat()
+    conf = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
+    for stem, preds in per_image.items():
+        if stem not in gt_files:
+            raise KeyError(f"prediction for image {stem!r} has no ground truth in the dataset")
+        gt = np.asarray(Image.open(gt_files[stem])).astype(np.int64)
+        pred_map = np.zeros_like(gt)
+        for pred in preds:
+            category = int(pred["category_id"])
+            if dataset_id_to_contiguous_id is not None:
+                if category not in dataset_id_to_contiguous_id:
+                    raise KeyError(
+                        f"image {stem!r}: category_id {category} is not in the dataset's "
+                        "stuff_dataset_id_to_contiguous_id"
+                    )
+                category = dataset_id_to_contiguous_id[category]
+            rle = dict(pred["segmentation"])
+            if isinstance(rle["counts"], str):
+                rle["counts"] = rle["counts"].encode("ascii")
+            mask = mask_util.decode(rle).astype(bool)
+            if mask.shape != gt.shape:
+                raise ValueError(
+                    f"image {stem!r}: predicted mask {mask.shape} and ground truth {gt.shape} "
+                    "differ in size"
+                )
+            pred_map[mask] = category
+        stat += pq_stat_single_image(gt, pred_map, num_classes, ignore_label)
+        conf += confusion_matrix(gt, pred_map, num_classes, ignore_label)
+    results = summarize_pq(stat, list(class_names))
+    results["mIoU"] = miou_from_confusion(conf)
+    results["num_images"] = len(per_image)
+    return results

@@ -1,0 +1,172 @@
+"""COCO panoptic quality (PQ / SQ / RQ for all, things, stuff) with panopticapi's
+``pq_compute`` on written PNG + JSON predictions (PyPI ``panopticapi-lite``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tabulate import tabulate
+
+from mask2former.data.catalog import MetadataCatalog
+from mask2former.evaluation.coco_format import id_to_rgb
+from mask2former.evaluation.evaluator import DatasetEvaluator
+from mask2former.utils import comm
+
+logger = logging.getLogger(__name__)
+
+
+def _require_panopticapi() -> Any:
+    try:
+        from panopticapi.evaluation import pq_compute
+    except ImportError as e:
+        raise ImportError(
+            "COCOPanopticEvaluator needs panopticapi: pip install panopticapi-lite"
+        ) from e
+    return pq_compute
+
+
+def pq_results_to_metrics(pq_res: dict[str, Any]) -> dict[str, float]:
+    """panopticapi's result dict -> ``PQ, SQ, RQ, PQ_th, ..., RQ_st`` in percent."""
+    metrics = {}
+    for group, suffix in (("All", ""), ("Things", "_th"), ("Stuff", "_st")):
+        for key in ("pq", "sq", "rq"):
+            metrics[f"{key.upper()}{suffix}"] = 100 * float(pq_res[group][key])
+    return metrics
+
+
+class COCOPanopticEvaluator(DatasetEvaluator):
+    """Panoptic quality of ``"panoptic_seg"`` outputs against the dataset's
+    ``panoptic_json`` / ``panoptic_root`` (metadata).
+
+    ``process`` encodes each prediction as a panoptic PNG (in memory) with dataset category
+    ids; ``evaluate`` gathers them on rank 0, writes ``OUTPUT_DIR/predictions.json`` and
+    the PNGs, and runs ``pq_compute``.
+
+    Args:
+        dataset_name: registered dataset (metadata: ``panoptic_json``, ``panoptic_root``,
+            ``thing_dataset_id_to_contiguous_id``, ``stuff_dataset_id_to_contiguous_id``).
+        output_dir: where ``predictions.json`` and ``panoptic_seg/*.png`` go (a temporary
+            directory when None).
+    """
+
+    def __init__(self, dataset_name: str, output_dir: str | None = None):
+        self._metadata = MetadataCatalog.get(dataset_name)
+        self._dataset_name = dataset_name
+        self._thing_to_dataset_id = {
+            v: k for k, v in self._metadata.thing_dataset_id_to_contiguous_id.items()
+        }
+        self._stuff_to_dataset_id = {
+            v: k for k, v in self._metadata.stuff_dataset_id_to_contiguous_id.items()
+        }
+        self._output_dir = output_dir
+
+    def reset(self) -> None:
+        self._predictions: list[dict[str, Any]] = []
+
+    def _convert_segment(self, segment: dict[str, Any]) -> dict[str, Any]:
+        segment = dict(segment)
+        isthing = segment.pop("isthing", None)
+        if isthing is None:  # already dataset category ids
+            return segment
+        table = self._thing_to_dataset_id if isthing else self._stuff_to_dataset_id
+        try:
+            segment["category_id"] = table[segment["category_id"]]
+        except KeyError as e:
+            kind = "thing" if isthing else "stuff"
+            raise KeyError(
+                f"Predicted {kind} category {segment['category_id']} has no dataset id in the "
+                f"metadata of {self._dataset_name!r}"
+            ) from e
+        return segment
+
+    def _segments_from_label_map(self, panoptic_img: np.ndarray) -> list[dict[str, Any]]:
+        # "category * label_divisor + instance" maps with -1 as void (segments_info None).
+        divisor = self._metadata.label_divisor
+        thing_ids = set(self._metadata.thing_dataset_id_to_contiguous_id.values())
+        segments = []
+        for label in np.unique(panoptic_img):
+            if label == -1:
+                continue
+            category = int(label) // divisor
+            segments.append(
+                {"id": int(label) + 1, "category_id": category, "isthing": category in thing_ids}
+            )
+        return segments
+
+    def process(self, inputs: list[dict], outputs: list[dict]) -> None:
+        for inp, out in zip(inputs, outputs):
+            panoptic_img, segments_info = out["panoptic_seg"]
+            panoptic_img = panoptic_img.cpu().numpy().astype(np.int64)
+            if segments_info is None:
+                segments_info = self._segments_from_label_map(panoptic_img)
+                panoptic_img = panoptic_img + 1  # panopticapi uses 0 for void
+            segments_info = [self._convert_segment(s) for s in segments_info]
+            file_name = os.path.splitext(os.path.basename(inp["file_name"]))[0] + ".png"
+            with io.BytesIO() as buffer:
+                Image.fromarray(id_to_rgb(panoptic_img)).save(buffer, format="PNG")
+                png = buffer.getvalue()
+            self._predictions.append(
+                {
+                    "image_id": inp["image_id"],
+                    "file_name": file_name,
+                    "png_string": png,
+                    "segments_info": segments_info,
+                }
+            )
+
+    def evaluate(self) -> dict[str, Any] | None:
+        comm.synchronize()
+        predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
+        if not comm.is_main_process():
+            return None
+        pq_compute = _require_panopticapi()
+        gt_json = self._metadata.panoptic_json
+        gt_folder = self._metadata.panoptic_root
+        with contextlib.ExitStack() as stack:
+            if self._output_dir:
+                pred_dir = os.path.join(self._output_dir, "panoptic_seg")
+                os.makedirs(pred_dir, exist_ok=True)
+                json_dir = self._output_dir
+            else:
+                pred_dir = json_dir = stack.enter_context(tempfile.TemporaryDirectory())
+            annotations = []
+            for prediction in predictions:
+                prediction = dict(prediction)
+                with open(os.path.join(pred_dir, prediction["file_name"]), "wb") as f:
+                    f.write(prediction.pop("png_string"))
+                annotations.append(prediction)
+            with open(gt_json) as f:
+                json_data = json.load(f)
+            json_data["annotations"] = annotations
+            predictions_json = os.path.join(json_dir, "predictions.json")
+            with open(predictions_json, "w") as f:
+                json.dump(json_data, f)
+            logger.info(f"Running panopticapi pq_compute on {len(annotations)} predictions")
+            with contextlib.redirect_stdout(io.StringIO()):
+                pq_res = pq_compute(
+                    gt_json, predictions_json, gt_folder=gt_folder, pred_folder=pred_dir
+                )
+        log_panoptic_table(pq_res)
+        return OrderedDict({"panoptic_seg": pq_results_to_metrics(pq_res)})
+
+
+def log_panoptic_table(pq_res: dict[str, Any]) -> None:
+    """Log PQ / SQ / RQ and the category count of All / Things / Stuff as a table."""
+    rows = [
+        [group] + [100 * pq_res[group][k] for k in ("pq", "sq", "rq")] + [pq_res[group]["n"]]
+        for group in ("All", "Things", "Stuff")
+    ]
+    table = tabulate(
+        rows, headers=["", "PQ", "SQ", "RQ", "#categories"], tablefmt="pipe", floatfmt=".3f"
+    )
+    logger.info("Panoptic Evaluation Results:\n" + table)
