@@ -19,6 +19,7 @@ Usage: ``python -m mask2former.data.demo_dataset --output DIR [--num-train N --n
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -265,15 +266,23 @@ def generate_demo_dataset(
 
 
 def ensure_demo_dataset(root: str) -> str:
-    """Generate the default demo dataset at ``root`` unless it is already complete there."""
-    if not os.path.isfile(os.path.join(root, DONE_MARKER)):
-        logger.info("Demo dataset not found at %s; generating it", root)
+    """Generate the default demo dataset at ``root`` unless it is already complete there.
+
+    Safe when several processes (e.g. DDP ranks) ask at once: a file lock beside ``root``
+    lets one of them generate while the others wait, then find the finished dataset.
+    """
+    root = os.path.abspath(root)
+    if os.path.isfile(os.path.join(root, DONE_MARKER)):
+        return root
+    os.makedirs(os.path.dirname(root), exist_ok=True)
+    with open(root + ".lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
-            generate_demo_dataset(root)
-        except OSError:
-            # Another process may have finished it concurrently (os.replace onto a full dir).
             if not os.path.isfile(os.path.join(root, DONE_MARKER)):
-                raise
+                logger.info("Demo dataset not found at %s; generating it", root)
+                generate_demo_dataset(root)
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
     return root
 
 
