@@ -1,0 +1,100 @@
+"""``Predictor``: run a config's model on raw images (numpy arrays), as detectron2's
+``DefaultPredictor`` does, with batched calls.
+
+Typical use::
+
+    cfg = get_cfg(); cfg.merge_from_file(...); cfg.MODEL.WEIGHTS = "model_final.pkl"
+    predictor = Predictor(cfg)
+    outputs = predictor(read_image("input.jpg", format="BGR"))   # one dict
+    outputs = predictor([image_a, image_b])                      # one dict per image
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from mask2former.checkpoint import DetectionCheckpointer
+from mask2former.data.catalog import Metadata, MetadataCatalog
+from mask2former.data.transforms import ResizeShortestEdge
+from mask2former.modeling import build_model
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Predictor"]
+
+_SUPPORTED_FORMATS = ("RGB", "BGR")
+
+
+class Predictor:
+    """Build the model of ``cfg``, load ``cfg.MODEL.WEIGHTS`` and predict on raw images.
+
+    Each image is resized with ``ResizeShortestEdge(INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST)``
+    and converted to ``INPUT.FORMAT``; the outputs are at the input image's size.
+
+    Args:
+        cfg: a config from ``mask2former.config.get_cfg()``; it is cloned.
+        input_format: channel order of the arrays passed to ``__call__`` ("BGR", as OpenCV and
+            ``read_image(..., format="BGR")`` give, or "RGB").
+    """
+
+    def __init__(self, cfg, input_format: str = "BGR") -> None:
+        self.cfg = cfg.clone()
+        model_format = self.cfg.INPUT.FORMAT
+        for name, value in (("INPUT.FORMAT", model_format), ("input_format", input_format)):
+            if value not in _SUPPORTED_FORMATS:
+                raise ValueError(f"{name} must be one of {_SUPPORTED_FORMATS}, got {value!r}")
+        self.model_format = model_format
+        self.input_format = input_format
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        DetectionCheckpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
+        test_sets = self.cfg.DATASETS.TEST
+        self.metadata: Metadata = MetadataCatalog.get(
+            test_sets[0] if len(test_sets) else "__unused"
+        )
+        self.min_size = int(self.cfg.INPUT.MIN_SIZE_TEST)
+        self.max_size = int(self.cfg.INPUT.MAX_SIZE_TEST)
+        self.resize = ResizeShortestEdge(self.min_size, self.max_size)
+
+    def preprocess(self, image: np.ndarray) -> dict[str, Any]:
+        """One (H, W, 3) uint8 image -> the model's input dict.
+
+        Returns:
+            {"image": (3, h, w) float32 tensor in ``INPUT.FORMAT`` order, resized, "height": H,
+            "width": W}.
+        """
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            shape = getattr(image, "shape", None)
+            raise ValueError(
+                f"Predictor expects (H, W, 3) numpy images in {self.input_format} order, got "
+                f"{type(image).__name__} of shape {shape}"
+            )
+        if self.input_format != self.model_format:
+            image = image[:, :, ::-1]
+        height, width = image.shape[:2]
+        resized = self.resize.get_transform(image).apply_image(np.ascontiguousarray(image))
+        tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
+        return {"image": tensor, "height": height, "width": width}
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> dict | list[dict]:
+        """Predict on one image or a list of images (one forward pass for the list).
+
+        Args:
+            images: an (H, W, 3) uint8 array in ``input_format`` order, or a list of them.
+
+        Returns:
+            For one image its output dict ("sem_seg" (K, H, W), "panoptic_seg" (ids (H, W),
+            segments_info), "instances"), as the model's test options switch on; for a list,
+            a list of such dicts.
+        """
+        if isinstance(images, np.ndarray):
+            return self([images])[0]
+        if len(images) == 0:
+            return []
+        return self.model([self.preprocess(image) for image in images])

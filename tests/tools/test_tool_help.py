@@ -1,0 +1,22 @@
+"""Every script under demo/ and tools/ (except train_net.py) answers --help."""
+
+from tests.cli_helpers import finish_cli, start_cli
+
+EXPECTED_OPTIONS = {
+    "demo/demo.py": ["--config-file", "--input", "--video-input", "--webcam", "--output",
+                     "--confidence-threshold", "--opts", "--batch-size", "--save-raw"],
+    "tools/analyze_model.py": ["--config-file", "--tasks", "--num-inputs"],
+    "tools/evaluate_pq_for_semantic_segmentation.py": ["--dataset-name", "--json-file"],
+    "tools/convert-torchvision-to-d2.py": ["input", "output"],
+    "tools/convert-pretrained-swin-model-to-d2.py": ["input", "output"],
+}  # fmt: skip
+
+
+def test_help_of_every_tool():
+    # Started together: most of the time is spent importing torch.
+    processes = {script: start_cli(script, ["--help"]) for script in EXPECTED_OPTIONS}
+    for script, process in processes.items():
+        out = finish_cli(process)
+        assert "usage:" in out, script
+        missing = [opt for opt in EXPECTED_OPTIONS[script] if opt not in out]
+        assert not missing, f"{script} --help lacks {missing}"
