@@ -13,11 +13,11 @@ A failure is reported by one warning that says why; callers then use the PyTorch
 
 from __future__ import annotations
 
-import functools
 import importlib.machinery
 import logging
 import shutil
 import subprocess
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,13 +122,24 @@ def _summarize(error: BaseException) -> str:
     return " | ".join([f"{type(error).__name__}: {lines[0]}", *details])[:2000]
 
 
-@functools.cache
+_load_lock = threading.Lock()
+_status: ExtensionStatus | None = None
+
+
 def load_extension() -> ExtensionStatus:
-    """Loads (building if needed) the compiled kernels once per process.
+    """Loads (building if needed) the compiled kernels once per process; thread-safe.
 
     Returns:
         The status; on failure a single ``RuntimeWarning`` has said why.
     """
+    global _status
+    with _load_lock:
+        if _status is None:
+            _status = _load()
+        return _status
+
+
+def _load() -> ExtensionStatus:
     from mask2former.layers import _msda_ops
 
     prebuilt = _prebuilt_library()
@@ -144,11 +155,10 @@ def load_extension() -> ExtensionStatus:
             f"MSDeformAttn: the compiled kernels are unavailable ({reason}); "
             "using the PyTorch reference implementation",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         return ExtensionStatus(loaded=False, has_cuda=False, origin=reason)
     _msda_ops.register_python_impls()
     status = ExtensionStatus(loaded=True, has_cuda=_has_cuda_kernel(), origin=origin)
     logger.info("MSDeformAttn kernels loaded from %s (CUDA kernels: %s)", origin, status.has_cuda)
     return status
-

@@ -26,5 +26,5 @@ def build_model(cfg) -> nn.Module:
     )
     model = meta_arch(cfg)
     model.to(torch.device(cfg.MODEL.DEVICE))
-    logger.info("Model:\n%s", model)
+    logger.debug("Model:\n%s", model)
     return model
