@@ -1,0 +1,107 @@
+"""post_process_* of our processor against transformers' on fixed logits."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from mask2former.hf import Mask2FormerImageProcessor
+
+transformers = pytest.importorskip("transformers")
+
+
+def _same(got, expected) -> bool:
+    if isinstance(expected, torch.Tensor):
+        return got.shape == expected.shape and torch.equal(got, expected)
+    if isinstance(expected, dict):
+        return got.keys() == expected.keys() and all(_same(got[k], expected[k]) for k in expected)
+    if isinstance(expected, list | tuple):
+        return len(got) == len(expected) and all(_same(a, b) for a, b in zip(got, expected))
+    return got == expected
+
+
+def _outputs(kind: str) -> SimpleNamespace:
+    generator = torch.Generator().manual_seed({"mixed": 0, "confident": 1, "empty": 2}[kind])
+    class_logits = torch.randn(2, 10, 6, generator=generator)
+    if kind == "confident":
+        class_logits = class_logits * 4
+    if kind == "empty":  # every query predicts "no object"
+        class_logits[..., -1] += 30
+    masks = torch.randn(2, 10, 24, 32, generator=generator) * 3
+    return SimpleNamespace(class_queries_logits=class_logits, masks_queries_logits=masks)
+
+
+SIZES = [(50, 70), (31, 45)]
+
+
+@pytest.fixture(scope="module")
+def processors():
+    return Mask2FormerImageProcessor(), transformers.Mask2FormerImageProcessor()
+
+
+@pytest.mark.parametrize(("kind", "target_sizes"), [("mixed", None), ("confident", SIZES)])
+def test_semantic(processors, kind, target_sizes):
+    ours, theirs = processors
+    outputs = _outputs(kind)
+    got = ours.post_process_semantic_segmentation(outputs, target_sizes=target_sizes)
+    assert _same(got, theirs.post_process_semantic_segmentation(outputs, target_sizes=target_sizes))
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("mixed", {}),
+        ("confident", {"threshold": 0.05, "target_sizes": SIZES}),
+        ("confident", {"threshold": 0.05, "return_coco_annotation": True}),
+        ("mixed", {"threshold": 0.05, "return_binary_maps": True, "target_sizes": SIZES}),
+        ("empty", {"target_sizes": SIZES}),
+    ],
+)
+def test_instance(processors, kind, options):
+    ours, theirs = processors
+    outputs = _outputs(kind)
+    got = ours.post_process_instance_segmentation(outputs, **options)
+    assert _same(got, theirs.post_process_instance_segmentation(outputs, **options))
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("mixed", {}),
+        ("mixed", {"threshold": 0.2, "label_ids_to_fuse": {1, 2}, "target_sizes": SIZES}),
+        (
+            "mixed",
+            {
+                "threshold": 0.1,
+                "overlap_mask_area_threshold": 0.3,
+                "label_ids_to_fuse": {0, 1, 2, 3},
+            },
+        ),
+        ("empty", {}),
+        ("empty", {"target_sizes": SIZES}),
+    ],
+)
+def test_panoptic(processors, kind, options):
+    ours, theirs = processors
+    outputs = _outputs(kind)
+    got = ours.post_process_panoptic_segmentation(outputs, **options)
+    expected = theirs.post_process_panoptic_segmentation(outputs, **options)
+    assert _same(got, expected)
+    if kind == "empty":
+        assert all(result["segments_info"] == [] for result in got)
+    else:
+        assert any(result["segments_info"] for result in got)
+
+
+def test_bad_arguments(processors):
+    ours, _ = processors
+    with pytest.raises(ValueError, match="target_sizes"):
+        ours.post_process_semantic_segmentation(_outputs("mixed"), target_sizes=[(4, 4)])
+    with pytest.raises(ValueError, match="return_coco_annotation and return_binary_maps"):
+        ours.post_process_instance_segmentation(
+            _outputs("mixed"), return_coco_annotation=True, return_binary_maps=True
+        )
+    with pytest.raises(TypeError, match="class_queries_logits"):
+        ours.post_process_panoptic_segmentation(object())
