@@ -23,7 +23,6 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import cv2
 import numpy as np
@@ -35,12 +34,11 @@ from mask2former.data import register_builtin
 from mask2former.data.detection_utils import read_image
 from mask2former.predictor import Predictor
 from mask2former.utils.prediction_io import RawPredictionWriter
-from mask2former.utils.visualizer import Visualizer
+from mask2former.utils.visualizer import TASKS, draw_predictions
 
 logger = logging.getLogger("mask2former.demo")
 
 WINDOW_NAME = "mask2former demo"
-TASKS = ("auto", "panoptic", "instance", "semantic")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # Containers whose codec OpenCV writes everywhere (no x264 licence needed).
 _VIDEO_CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
@@ -108,58 +106,6 @@ def setup_cfg(args: argparse.Namespace):
         cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
     return cfg
-
-
-def draw_predictions(
-    image_rgb: np.ndarray,
-    predictions: dict[str, Any],
-    metadata: Any,
-    *,
-    task: str = "auto",
-    confidence_threshold: float = 0.5,
-    alpha: float = 0.5,
-    draw_contours: bool = True,
-    draw_labels: bool = True,
-) -> np.ndarray:
-    """Draw one image's predictions; returns an (H, W, 3) uint8 RGB image.
-
-    Args:
-        image_rgb: (H, W, 3) uint8 RGB image at the predictions' size.
-        predictions: the model's output dict for the image.
-        metadata: dataset metadata (class names and colours).
-        task: which prediction to draw (see ``TASKS``); "auto" takes panoptic, then
-            instances, then semantic.
-        confidence_threshold: instances scoring below it are not drawn.
-        alpha, draw_contours, draw_labels: see ``Visualizer``.
-    """
-    available = {
-        "panoptic": "panoptic_seg" in predictions,
-        "instance": "instances" in predictions,
-        "semantic": "sem_seg" in predictions,
-    }
-    if task == "auto":
-        task = next((name for name, present in available.items() if present), "")
-    if not available.get(task, False):
-        raise ValueError(
-            f"--task {task or 'auto'}: the model predicts only "
-            f"{[name for name, present in available.items() if present]}; switch tasks on with "
-            "MODEL.MASK_FORMER.TEST.{SEMANTIC,INSTANCE,PANOPTIC}_ON"
-        )
-    visualizer = Visualizer(
-        image_rgb, metadata, alpha=alpha, draw_contours=draw_contours, draw_labels=draw_labels
-    )
-    if task == "panoptic":
-        panoptic_ids, segments_info = predictions["panoptic_seg"]
-        return visualizer.draw_panoptic_seg(panoptic_ids.cpu().numpy(), segments_info)
-    if task == "instance":
-        instances = predictions["instances"].to("cpu")
-        instances = instances[instances.scores >= confidence_threshold]
-        return visualizer.draw_instances(
-            instances.pred_masks.numpy() > 0.5,
-            instances.pred_classes.tolist(),
-            instances.scores.tolist(),
-        )
-    return visualizer.draw_sem_seg(predictions["sem_seg"].argmax(dim=0).cpu().numpy())
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from mask2former.checkpoint import DetectionCheckpointer
@@ -13,7 +14,9 @@ from mask2former.data import register_builtin
 from mask2former.engine.defaults import default_argument_parser, default_setup
 from mask2former.engine.launch import launch
 from mask2former.engine.trainer import Trainer, build_model, evaluate
+from mask2former.engine.visualize import save_visualizations
 from mask2former.modeling.test_time_augmentation import SemanticSegmentorWithTTA
+from mask2former.utils import comm
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +48,22 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
             logger.info("Running inference with test-time augmentation ...")
             tta_results = evaluate(cfg, SemanticSegmentorWithTTA(cfg, model), tag="_TTA")
             results.update({f"{k}_TTA": v for k, v in tta_results.items()})
+        _visualize(cfg, model)
         return results
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     trainer.train()
+    _visualize(cfg, trainer.model)
     return None
+
+
+def _visualize(cfg: Any, model: Any) -> None:
+    """Rank 0 leaves a few drawn predictions of the first test dataset in OUTPUT_DIR."""
+    if comm.is_main_process() and cfg.DATASETS.TEST:
+        model = getattr(model, "module", model)  # unwrap DDP
+        save_visualizations(
+            cfg, model, cfg.DATASETS.TEST[0], os.path.join(cfg.OUTPUT_DIR, "visualizations")
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

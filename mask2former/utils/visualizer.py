@@ -16,6 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+# What draw_predictions can draw; "auto" picks the first the predictions contain.
+TASKS = ("auto", "panoptic", "instance", "semantic")
+
 
 @dataclass
 class Segment:
@@ -208,3 +211,55 @@ class Visualizer:
                 )
             )
         return self.draw_segments(segments)
+
+
+def draw_predictions(
+    image_rgb: np.ndarray,
+    predictions: dict[str, Any],
+    metadata: Any,
+    *,
+    task: str = "auto",
+    confidence_threshold: float = 0.5,
+    alpha: float = 0.5,
+    draw_contours: bool = True,
+    draw_labels: bool = True,
+) -> np.ndarray:
+    """Draw one image's predictions; returns an (H, W, 3) uint8 RGB image.
+
+    Args:
+        image_rgb: (H, W, 3) uint8 RGB image at the predictions' size.
+        predictions: the model's output dict for the image.
+        metadata: dataset metadata (class names and colours).
+        task: which prediction to draw (see ``TASKS``); "auto" takes panoptic, then
+            instances, then semantic.
+        confidence_threshold: instances scoring below it are not drawn.
+        alpha, draw_contours, draw_labels: see ``Visualizer``.
+    """
+    available = {
+        "panoptic": "panoptic_seg" in predictions,
+        "instance": "instances" in predictions,
+        "semantic": "sem_seg" in predictions,
+    }
+    if task == "auto":
+        task = next((name for name, present in available.items() if present), "")
+    if not available.get(task, False):
+        raise ValueError(
+            f"task={task or 'auto'}: the model predicts only "
+            f"{[name for name, present in available.items() if present]}; switch tasks on with "
+            "MODEL.MASK_FORMER.TEST.{SEMANTIC,INSTANCE,PANOPTIC}_ON"
+        )
+    visualizer = Visualizer(
+        image_rgb, metadata, alpha=alpha, draw_contours=draw_contours, draw_labels=draw_labels
+    )
+    if task == "panoptic":
+        panoptic_ids, segments_info = predictions["panoptic_seg"]
+        return visualizer.draw_panoptic_seg(panoptic_ids.cpu().numpy(), segments_info)
+    if task == "instance":
+        instances = predictions["instances"].to("cpu")
+        instances = instances[instances.scores >= confidence_threshold]
+        return visualizer.draw_instances(
+            instances.pred_masks.numpy() > 0.5,
+            instances.pred_classes.tolist(),
+            instances.scores.tolist(),
+        )
+    return visualizer.draw_sem_seg(predictions["sem_seg"].argmax(dim=0).cpu().numpy())

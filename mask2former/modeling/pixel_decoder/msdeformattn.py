@@ -318,8 +318,9 @@ class MSDeformAttnPixelDecoder(nn.Module):
             "norm": head.NORM,
             "transformer_dropout": cfg.MODEL.MASK_FORMER.DROPOUT,
             "transformer_nheads": cfg.MODEL.MASK_FORMER.NHEADS,
-            # the original fixes the deformable encoder's FFN at 1024 (not DIM_FEEDFORWARD)
-            "transformer_dim_feedforward": 1024,
+            # The original hard-codes 1024 here (not MASK_FORMER.DIM_FEEDFORWARD); our extra
+            # key defaults to that value.
+            "transformer_dim_feedforward": head.DEFORMABLE_TRANSFORMER_ENCODER_DIM_FEEDFORWARD,
             "transformer_enc_layers": head.TRANSFORMER_ENC_LAYERS,
             "transformer_in_features": head.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES,
             "common_stride": head.COMMON_STRIDE,
