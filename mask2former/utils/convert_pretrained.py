@@ -6,6 +6,7 @@ True}``, the format ``MODEL.WEIGHTS`` reads for backbone-only initialisation.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import pickle
@@ -78,3 +79,14 @@ def convert_file(kind: str, input_path: str, output_path: str) -> int:
     result = converters[kind](_load_state_dict(input_path))
     write_pickle(result, output_path)
     return len(result["model"])
+
+
+def main(kind: str, description: str, example: str, argv: list[str] | None = None) -> None:
+    """Command line shared by ``tools/convert-*-to-d2.py``: ``INPUT OUTPUT``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("input", help=f"{kind} checkpoint, e.g. {example}")
+    parser.add_argument("output", help="output .pkl")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    count = convert_file(kind, args.input, args.output)
+    print(f"wrote {count} tensors to {args.output}")
