@@ -198,19 +198,11 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
         pixel_decoder = self.sem_seg_head.pixel_decoder
         mask_features, _, multi_scale_features = pixel_decoder.forward_features(features)
         predictor = self.sem_seg_head.predictor
-        # The decoder returns predictions only; its layer outputs are read with hooks.
-        layer_outputs: list[torch.Tensor] = []
-        ffn_layers = list(predictor.transformer_ffn_layers)
-        watched = ffn_layers if output_hidden_states else ffn_layers[-1:]
-        hooks = [
-            m.register_forward_hook(lambda _m, _i, out: layer_outputs.append(out)) for m in watched
-        ]
-        try:
-            predictions = predictor(multi_scale_features, mask_features)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        if not ffn_layers:  # no decoder layer: the queries are the output
+        predictions = predictor(multi_scale_features, mask_features)
+        layer_outputs = predictions["layer_outputs"]
+        if not output_hidden_states:
+            layer_outputs = layer_outputs[-1:]
+        if not layer_outputs:  # no decoder layer: the queries are the output
             batch = pixel_values.shape[0]
             layer_outputs = [predictor.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)]
         return {

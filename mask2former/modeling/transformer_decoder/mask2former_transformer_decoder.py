@@ -192,7 +192,8 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             dict with ``pred_logits`` (B, Q, K+1) and ``pred_masks`` (B, Q, H_m, W_m) of the last
             layer, ``aux_outputs`` (the same for every earlier prediction, first to last) and
             ``query_states``: the normalised queries (B, Q, hidden_dim) behind each of the
-            ``dec_layers + 1`` predictions.
+            ``dec_layers + 1`` predictions, and ``layer_outputs``: each decoder layer's raw
+            output (Q, B, hidden_dim), before the shared norm (``dec_layers`` entries).
         """
         del mask
         if len(x) != self.num_feature_levels:
@@ -210,7 +211,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
         output = self.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)
 
-        class_logits, mask_logits, query_states = [], [], []
+        class_logits, mask_logits, query_states, layer_outputs = [], [], [], []
         logits, masks, states, attn_mask = self.forward_prediction_heads(
             output, mask_features, sizes[0]
         )
@@ -229,6 +230,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             )
             output = self.transformer_self_attention_layers[i](output, query_pos=query_pos)
             output = self.transformer_ffn_layers[i](output)
+            layer_outputs.append(output)
             logits, masks, states, attn_mask = self.forward_prediction_heads(
                 output, mask_features, sizes[(i + 1) % self.num_feature_levels]
             )
@@ -244,6 +246,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
                 for a, b in zip(class_logits[:-1], mask_logits[:-1])
             ],
             "query_states": query_states,
+            "layer_outputs": layer_outputs,
         }
 
     def forward_prediction_heads(
