@@ -7,7 +7,7 @@ import torch
 from mask2former.config import get_cfg
 from mask2former.layers.drop_path import DropPath
 from mask2former.modeling.backbone import D2SwinTransformer, build_backbone
-from mask2former.modeling.backbone.swin import (
+from mask2former.modeling.backbone.swin_blocks import (
     SwinTransformerBlock,
     WindowAttention,
     shifted_window_attention_mask,

@@ -3,14 +3,16 @@
 from mask2former.modeling.backbone.backbone import Backbone
 from mask2former.modeling.backbone.build import build_backbone
 from mask2former.modeling.backbone.resnet import (
-    BasicBlock,
-    BasicStem,
-    BottleneckBlock,
-    DeepLabStem,
     ResNet,
     build_resnet,
     build_resnet_backbone,
     build_resnet_deeplab_backbone,
+)
+from mask2former.modeling.backbone.resnet_blocks import (
+    BasicBlock,
+    BasicStem,
+    BottleneckBlock,
+    DeepLabStem,
 )
 from mask2former.modeling.backbone.swin import D2SwinTransformer
 
