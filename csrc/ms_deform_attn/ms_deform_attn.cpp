@@ -100,9 +100,9 @@ Inputs prepare(
       attention_weights.contiguous()};
 }
 
-template <typename ForwardFn>
+// Checks and normalises the inputs, then runs the device kernel given as template argument.
+template <auto fn>
 at::Tensor forward_checked(
-    ForwardFn fn,
     const at::Tensor& value,
     const at::Tensor& spatial_shapes,
     const at::Tensor& level_start_index,
@@ -115,9 +115,8 @@ at::Tensor forward_checked(
       in.attention_weights);
 }
 
-template <typename BackwardFn>
+template <auto fn>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_checked(
-    BackwardFn fn,
     const at::Tensor& grad_output,
     const at::Tensor& value,
     const at::Tensor& spatial_shapes,
@@ -139,54 +138,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_checked(
       in.sampling_locations, in.attention_weights);
 }
 
-at::Tensor forward_cpu_checked(
-    const at::Tensor& value,
-    const at::Tensor& spatial_shapes,
-    const at::Tensor& level_start_index,
-    const at::Tensor& sampling_locations,
-    const at::Tensor& attention_weights) {
-  return forward_checked(
-      forward_cpu, value, spatial_shapes, level_start_index, sampling_locations,
-      attention_weights);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cpu_checked(
-    const at::Tensor& grad_output,
-    const at::Tensor& value,
-    const at::Tensor& spatial_shapes,
-    const at::Tensor& level_start_index,
-    const at::Tensor& sampling_locations,
-    const at::Tensor& attention_weights) {
-  return backward_checked(
-      backward_cpu, grad_output, value, spatial_shapes, level_start_index, sampling_locations,
-      attention_weights);
-}
-
-#ifdef MSDA_WITH_CUDA
-at::Tensor forward_cuda_checked(
-    const at::Tensor& value,
-    const at::Tensor& spatial_shapes,
-    const at::Tensor& level_start_index,
-    const at::Tensor& sampling_locations,
-    const at::Tensor& attention_weights) {
-  return forward_checked(
-      forward_cuda, value, spatial_shapes, level_start_index, sampling_locations,
-      attention_weights);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cuda_checked(
-    const at::Tensor& grad_output,
-    const at::Tensor& value,
-    const at::Tensor& spatial_shapes,
-    const at::Tensor& level_start_index,
-    const at::Tensor& sampling_locations,
-    const at::Tensor& attention_weights) {
-  return backward_checked(
-      backward_cuda, grad_output, value, spatial_shapes, level_start_index,
-      sampling_locations, attention_weights);
-}
-#endif
-
 }  // namespace
 
 TORCH_LIBRARY(mask2former, m) {
@@ -200,14 +151,14 @@ TORCH_LIBRARY(mask2former, m) {
 }
 
 TORCH_LIBRARY_IMPL(mask2former, CPU, m) {
-  m.impl("ms_deform_attn_forward", &forward_cpu_checked);
-  m.impl("ms_deform_attn_backward", &backward_cpu_checked);
+  m.impl("ms_deform_attn_forward", &forward_checked<forward_cpu>);
+  m.impl("ms_deform_attn_backward", &backward_checked<backward_cpu>);
 }
 
 #ifdef MSDA_WITH_CUDA
 TORCH_LIBRARY_IMPL(mask2former, CUDA, m) {
-  m.impl("ms_deform_attn_forward", &forward_cuda_checked);
-  m.impl("ms_deform_attn_backward", &backward_cuda_checked);
+  m.impl("ms_deform_attn_forward", &forward_checked<forward_cuda>);
+  m.impl("ms_deform_attn_backward", &backward_checked<backward_cuda>);
 }
 #endif
 

@@ -31,6 +31,22 @@ class CNNBlockBase(nn.Module):
         return self
 
 
+def _projection_shortcut(
+    in_channels: int, out_channels: int, stride: int, norm: str
+) -> Conv2d | None:
+    """1x1 conv + norm matching the residual's channels and stride; None when they match."""
+    if in_channels == out_channels:
+        return None
+    return Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size=1,
+        stride=stride,
+        bias=False,
+        norm=get_norm(norm, out_channels),
+    )
+
+
 class BasicBlock(CNNBlockBase):
     """Two 3x3 convs (ResNet-18/34) with a 1x1 projection shortcut when channels change."""
 
@@ -38,18 +54,7 @@ class BasicBlock(CNNBlockBase):
         self, in_channels: int, out_channels: int, *, stride: int = 1, norm: str = "BN"
     ) -> None:
         super().__init__(in_channels, out_channels, stride)
-        self.shortcut = (
-            Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size=1,
-                stride=stride,
-                bias=False,
-                norm=get_norm(norm, out_channels),
-            )
-            if in_channels != out_channels
-            else None
-        )
+        self.shortcut = _projection_shortcut(in_channels, out_channels, stride, norm)
         self.conv1 = Conv2d(
             in_channels,
             out_channels,
@@ -101,18 +106,7 @@ class BottleneckBlock(CNNBlockBase):
         dilation: int = 1,
     ) -> None:
         super().__init__(in_channels, out_channels, stride)
-        self.shortcut = (
-            Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size=1,
-                stride=stride,
-                bias=False,
-                norm=get_norm(norm, out_channels),
-            )
-            if in_channels != out_channels
-            else None
-        )
+        self.shortcut = _projection_shortcut(in_channels, out_channels, stride, norm)
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = Conv2d(
             in_channels,
