@@ -34,6 +34,7 @@ from mask2former.data import DatasetCatalog, build_detection_test_loader, regist
 from mask2former.modeling import build_model
 from mask2former.utils.analysis import (
     activation_count_analysis,
+    build_model_on_meta,
     flop_count_analysis,
     parameter_counts,
 )
@@ -130,24 +131,15 @@ def _load_model(cfg) -> torch.nn.Module:
     return model.eval()
 
 
-def _build_on_meta(cfg) -> torch.nn.Module:
-    """The model without allocating or initialising weights (enough to count and print it)."""
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.DEVICE = "meta"
-    with torch.device("meta"):
-        return build_model(cfg)
-
-
 def do_parameter(cfg, args: argparse.Namespace) -> None:
-    counts = parameter_counts(_build_on_meta(cfg))
+    counts = parameter_counts(build_model_on_meta(cfg))
     print(f"Total parameters: {counts.pop('') / 1e6:.2f} M")
     for name, num in counts.items():
         print(f"  {name}: {num / 1e6:.2f} M")
 
 
 def do_structure(cfg, args: argparse.Namespace) -> None:
-    print(_build_on_meta(cfg))
+    print(build_model_on_meta(cfg))
 
 
 def do_flop(cfg, args: argparse.Namespace) -> None:

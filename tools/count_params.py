@@ -14,10 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from mask2former.config import get_cfg
-from mask2former.modeling import build_model
+from mask2former.utils.analysis import build_model_on_meta, parameter_counts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,13 +38,11 @@ def count_parameters(config_file: str | Path) -> dict[str, int]:
     """
     cfg = get_cfg()
     cfg.merge_from_file(str(config_file))
-    cfg.MODEL.DEVICE = "meta"
-    with torch.device("meta"):
-        model = build_model(cfg)
+    counts = parameter_counts(build_model_on_meta(cfg))
     return {
-        "total": sum(p.numel() for p in model.parameters()),
-        "backbone": sum(p.numel() for p in model.backbone.parameters()),
-        "sem_seg_head": sum(p.numel() for p in model.sem_seg_head.parameters()),
+        "total": counts[""],
+        "backbone": counts["backbone"],
+        "sem_seg_head": counts["sem_seg_head"],
     }
 
 

@@ -120,6 +120,18 @@ def activation_count_analysis(
     return analysis
 
 
+def build_model_on_meta(cfg: Any) -> nn.Module:
+    """The model of ``cfg`` without allocating or initialising weights (enough to count and
+    print it)."""
+    from mask2former.modeling import build_model
+
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.DEVICE = "meta"
+    with torch.device("meta"):
+        return build_model(cfg)
+
+
 def parameter_counts(model: nn.Module) -> OrderedDict[str, int]:
     """Parameter counts: "" (total) then each top-level child module with parameters."""
     counts: OrderedDict[str, int] = OrderedDict()
