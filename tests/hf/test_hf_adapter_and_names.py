@@ -104,7 +104,11 @@ def test_transformers_names_map_onto_the_yaml_door_model():
     assert sorted(mapped) == sorted(expected)
     for name, tensor in expected.items():
         assert mapped[name].shape == tensor.shape, name
-    assert yaml_model.load_state_dict(mapped, strict=True)
+    incompatible = yaml_model.load_state_dict(mapped, strict=True)
+    assert incompatible.missing_keys == [] and incompatible.unexpected_keys == []
+    # The values, not just the names, must land: every tensor is the one transformers holds.
+    for name, tensor in yaml_model.state_dict().items():
+        assert torch.equal(tensor, mapped[name]), name
 
 
 def test_mapping_round_trips_and_splits_fused_projections():
