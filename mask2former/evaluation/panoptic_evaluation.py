@@ -1,5 +1,6 @@
-"""COCO panoptic quality (PQ / SQ / RQ for all, things, stuff) with panopticapi's
-``pq_compute`` on written PNG + JSON predictions (PyPI ``panopticapi-lite``)."""
+"""COCO panoptic quality (PQ / SQ / RQ for all, things, stuff) of written PNG + JSON
+predictions: by :mod:`mask2former.evaluation.pq` (panopticapi's rules, numpy 2), or by
+panopticapi's own ``pq_compute`` (the ``eval`` extra, ``panopticapi-lite``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import os
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from PIL import Image
 from tabulate import tabulate
 
 from mask2former.data.catalog import MetadataCatalog
+from mask2former.evaluation import pq
 from mask2former.evaluation.coco_format import id_to_rgb
 from mask2former.evaluation.evaluator import DatasetEvaluator
 from mask2former.utils import comm
@@ -25,18 +28,26 @@ from mask2former.utils import comm
 logger = logging.getLogger(__name__)
 
 
-def _require_panopticapi() -> Any:
+PQ_BACKENDS = ("mask2former", "panopticapi")
+# Chooses the backend when the evaluator is built without an explicit one.
+PQ_BACKEND_ENV = "MASK2FORMER_PQ_BACKEND"
+
+
+def _pq_compute_function(backend: str) -> Callable[..., dict[str, Any]]:
+    if backend == "mask2former":
+        return pq.pq_compute
     try:
         from panopticapi.evaluation import pq_compute
     except ImportError as e:
         raise ImportError(
-            "COCOPanopticEvaluator needs panopticapi: pip install panopticapi-lite"
+            "PQ backend 'panopticapi' needs panopticapi: pip install panopticapi-lite "
+            "(it requires numpy < 2), or use the default backend 'mask2former'"
         ) from e
     return pq_compute
 
 
 def pq_results_to_metrics(pq_res: dict[str, Any]) -> dict[str, float]:
-    """panopticapi's result dict -> ``PQ, SQ, RQ, PQ_th, ..., RQ_st`` in percent."""
+    """``pq_compute``'s result dict -> ``PQ, SQ, RQ, PQ_th, ..., RQ_st`` in percent."""
     metrics = {}
     for group, suffix in (("All", ""), ("Things", "_th"), ("Stuff", "_st")):
         for key in ("pq", "sq", "rq"):
@@ -50,16 +61,29 @@ class COCOPanopticEvaluator(DatasetEvaluator):
 
     ``process`` encodes each prediction as a panoptic PNG (in memory) with dataset category
     ids; ``evaluate`` gathers them on rank 0, writes ``OUTPUT_DIR/predictions.json`` and
-    the PNGs, and runs ``pq_compute``.
+    the PNGs, and computes PQ from those files.
 
     Args:
         dataset_name: registered dataset (metadata: ``panoptic_json``, ``panoptic_root``,
             ``thing_dataset_id_to_contiguous_id``, ``stuff_dataset_id_to_contiguous_id``).
         output_dir: where ``predictions.json`` and ``panoptic_seg/*.png`` go (a temporary
             directory when None).
+        backend: "mask2former" (:func:`mask2former.evaluation.pq.pq_compute`) or
+            "panopticapi" (its ``pq_compute``); None reads ``$MASK2FORMER_PQ_BACKEND``,
+            default "mask2former". Both give the same numbers.
     """
 
-    def __init__(self, dataset_name: str, output_dir: str | None = None):
+    def __init__(
+        self, dataset_name: str, output_dir: str | None = None, backend: str | None = None
+    ):
+        backend = backend or os.environ.get(PQ_BACKEND_ENV) or "mask2former"
+        if backend not in PQ_BACKENDS:
+            raise ValueError(
+                f"COCOPanopticEvaluator backend (or ${PQ_BACKEND_ENV}) is {backend!r}; "
+                f"expected one of {PQ_BACKENDS}"
+            )
+        self._pq_compute = _pq_compute_function(backend)
+        self._backend = backend
         self._metadata = MetadataCatalog.get(dataset_name)
         self._dataset_name = dataset_name
         self._thing_to_dataset_id = {
@@ -129,7 +153,6 @@ class COCOPanopticEvaluator(DatasetEvaluator):
         predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
         if not comm.is_main_process():
             return None
-        pq_compute = _require_panopticapi()
         gt_json = self._metadata.panoptic_json
         gt_folder = self._metadata.panoptic_root
         with contextlib.ExitStack() as stack:
@@ -151,9 +174,10 @@ class COCOPanopticEvaluator(DatasetEvaluator):
             predictions_json = os.path.join(json_dir, "predictions.json")
             with open(predictions_json, "w") as f:
                 json.dump(json_data, f)
-            logger.info(f"Running panopticapi pq_compute on {len(annotations)} predictions")
+            logger.info(f"Computing PQ ({self._backend}) of {len(annotations)} predictions")
+            # panopticapi prints its progress and table; the table is logged below.
             with contextlib.redirect_stdout(io.StringIO()):
-                pq_res = pq_compute(
+                pq_res = self._pq_compute(
                     gt_json, predictions_json, gt_folder=gt_folder, pred_folder=pred_dir
                 )
         log_panoptic_table(pq_res)

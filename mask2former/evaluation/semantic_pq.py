@@ -10,9 +10,10 @@ import os
 from collections import defaultdict
 
 import numpy as np
-from panopticapi.evaluation import PQStat
 from PIL import Image
 from pycocotools import mask as mask_util
+
+from mask2former.evaluation.pq import PQStat
 
 # Segment ids of a (gt, pred) pair are packed into one integer as panopticapi does.
 _OFFSET = 256 * 256 * 256
