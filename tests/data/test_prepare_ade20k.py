@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from mask2former.data.datasets import load_class_table, load_coco_json
+from tests.optional import require_package
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 H, W = 20, 24
@@ -129,7 +130,7 @@ def test_panoptic_segments_as_constructed(tree):
 
 
 def test_panoptic_readable_by_panopticapi(tree):
-    pytest.importorskip("panopticapi")
+    require_package("panopticapi", "panopticapi-lite")
     from panopticapi.evaluation import pq_compute
 
     ade = tree[0] / "ADEChallengeData2016"

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.optional import require_package
+
 TINY_SWIN = {
     "model_type": "swin",
     "embed_dim": 16,
@@ -47,4 +49,4 @@ def tiny_config_dict(num_labels: int = 4, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def transformers_module():
-    return pytest.importorskip("transformers")
+    return require_package("transformers")

@@ -16,6 +16,7 @@ from mask2former.modeling.build import build_model
 from mask2former.modeling.meta_arch import MaskFormer
 from mask2former.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
 from mask2former.modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
+from tests.optional import require_package
 
 SWIN_YAML = os.path.join(
     os.path.dirname(__file__),
@@ -94,7 +95,7 @@ def test_yaml_and_transformers_doors_give_the_same_kwargs():
 
 
 def test_transformers_names_map_onto_the_yaml_door_model():
-    transformers = pytest.importorskip("transformers")
+    transformers = require_package("transformers")
     cfg, _ = _equivalent_yaml_cfg(num_labels=3)
     yaml_model = build_model(cfg)
     config = transformers.Mask2FormerConfig(**tiny_config_dict(3, encoder_feedforward_dim=1024))
@@ -112,7 +113,7 @@ def test_transformers_names_map_onto_the_yaml_door_model():
 
 
 def test_mapping_round_trips_and_splits_fused_projections():
-    transformers = pytest.importorskip("transformers")
+    transformers = require_package("transformers")
     torch.manual_seed(0)
     model = transformers.Mask2FormerForUniversalSegmentation(
         transformers.Mask2FormerConfig(**tiny_config_dict(2))

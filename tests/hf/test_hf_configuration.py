@@ -8,8 +8,9 @@ import pytest
 from conftest import tiny_config_dict
 
 from mask2former.hf import Mask2FormerConfig
+from tests.optional import require_package
 
-transformers = pytest.importorskip("transformers")
+transformers = require_package("transformers")
 
 
 def _comparable(config_dict: dict) -> dict:

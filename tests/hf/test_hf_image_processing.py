@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from mask2former.hf import Mask2FormerImageProcessor
+from tests.optional import require_package
 
-transformers = pytest.importorskip("transformers")
+transformers = require_package("transformers")
 
 
 def _images_and_maps(seed: int = 0):

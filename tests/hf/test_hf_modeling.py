@@ -11,8 +11,9 @@ from mask2former.hf import (
     Mask2FormerForUniversalSegmentation,
     Mask2FormerModel,
 )
+from tests.optional import require_package
 
-transformers = pytest.importorskip("transformers")
+transformers = require_package("transformers")
 
 ATOL = 1e-4
 

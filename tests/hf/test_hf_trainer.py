@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from conftest import tiny_config_dict
 
@@ -13,9 +12,10 @@ from mask2former.hf import (
     Mask2FormerImageProcessor,
 )
 from mask2former.hf.demo_data import DemoSemanticDataset, collate_segmentation_batch
+from tests.optional import require_package
 
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("accelerate")
+transformers = require_package("transformers")
+require_package("accelerate")
 
 
 def _mean_loss(model, batch) -> float:
