@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 
 import pytest
 import torch
@@ -10,12 +12,17 @@ import torch
 from mask2former.layers import _msda_build
 from mask2former.layers.ms_deform_attn import BACKEND_ENV, ms_deform_attn, select_backend
 from mask2former.layers.ms_deform_attn_reference import ms_deform_attn_reference
+from tests.optional import unavailable
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 @pytest.fixture(scope="module")
 def ops():
+    # torch's JIT build compiles with $CXX, else c++.
+    compiler = os.environ.get("CXX", "c++")
+    if _msda_build._prebuilt_library() is None and shutil.which(compiler) is None:
+        unavailable(f"needs a C++ compiler to build the kernels: no {compiler!r}", ci_has_it=True)
     status = _msda_build.load_extension()
     assert status.loaded, f"the MSDeformAttn kernels did not build: {status.origin}"
     return torch.ops.mask2former
