@@ -1,10 +1,10 @@
-"""Data: catalogs, builtin datasets (registered explicitly), transforms, mappers and loaders.
+"""Data: catalogs, builtin datasets (known without a call), transforms, mappers and loaders.
 
 Typical use::
 
-    from mask2former.data import register_builtin, build_detection_train_loader
-    register_builtin()  # $DETECTRON2_DATASETS or ./datasets
-    loader = build_detection_train_loader(cfg)
+    from mask2former.data import build_detection_train_loader
+    loader = build_detection_train_loader(cfg)  # builtins under $DETECTRON2_DATASETS
+    # register_builtin("/data") pins the builtins to another root
 """
 
 from mask2former.data.build import (

@@ -1,4 +1,4 @@
-"""Dataset readers and builtin registrations (explicit: call ``register_builtin(root)``)."""
+"""Dataset readers and builtin registrations (known to the catalogs without a call)."""
 
 from mask2former.data.datasets.builtin import register_builtin
 from mask2former.data.datasets.builtin_meta import builtin_metadata, load_class_table

@@ -1,13 +1,17 @@
 """Registration of the builtin datasets under a root (``$DETECTRON2_DATASETS`` or ./datasets).
 
 Names, paths and metadata follow detectron2's and the original Mask2Former's registrations.
-Nothing touches the disk until a dataset is loaded, and registering twice is a no-op.
+The catalogs call :func:`sync_builtin` before every lookup, so the builtin names are known
+without a call; registration reads only the class tables shipped with the package (about
+10 ms), never a dataset file. Without an explicit root, the root follows
+``$DETECTRON2_DATASETS`` as it is when a dataset or its metadata is looked up.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
 from mask2former.data.datasets.builtin_meta import builtin_metadata
@@ -23,7 +27,7 @@ from mask2former.data.datasets.paths import default_root
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["register_builtin"]
+__all__ = ["register_builtin", "release_builtin", "sync_builtin"]
 
 _COCO_INSTANCES = {
     "coco_2014_train": ("coco/train2014", "coco/annotations/instances_train2014.json"),
@@ -220,31 +224,104 @@ def _register_mapillary(root: str) -> None:
         )
 
 
+# "explicit": the root given to register_builtin; "root": the root the builtins are registered
+# under now. A dict so that tests can swap the whole state.
 _REGISTERED_ROOTS: dict[str, str] = {}
+_BUILTIN_NAMES: set[str] = set()
 
 
-def register_builtin(root: str | None = None) -> None:
-    """Register every builtin dataset (and the demo dataset) under ``root``.
+class _BuiltinLoader:
+    """A builtin dataset's loader, marked so that a user's registration can replace it."""
 
-    Args:
-        root: dataset root; defaults to ``$DETECTRON2_DATASETS`` or ``./datasets``.
+    def __init__(self, func: Callable[[], list[dict]]) -> None:
+        self.func = func
 
-    Raises:
-        ValueError: the builtins were already registered under a different root.
-    """
-    root = os.path.abspath(default_root() if root is None else os.path.expanduser(root))
-    previous = _REGISTERED_ROOTS.get("root")
-    if previous is not None:
-        if previous != root:
-            raise ValueError(
-                f"register_builtin: datasets are already registered under {previous}; got "
-                f"root={root}. Register once per process."
-            )
-        return
+    def __call__(self) -> list[dict]:
+        return self.func()
+
+
+_SYNCING: list[bool] = []  # non-empty while registering (the catalogs call back into sync)
+
+
+def _register_all(root: str) -> None:
     _register_coco(root)
     _register_ade20k(root)
     _register_cityscapes(root)
     _register_mapillary(root)
     register_demo(os.path.join(root, "demo_shapes"))
-    _REGISTERED_ROOTS["root"] = root
-    logger.info("Registered builtin datasets under %s", root)
+
+
+def _current_root() -> str:
+    explicit = _REGISTERED_ROOTS.get("explicit")
+    return explicit if explicit is not None else os.path.abspath(default_root())
+
+
+def sync_builtin() -> None:
+    """Register the builtin datasets under the current root (an explicit
+    :func:`register_builtin` root, else ``$DETECTRON2_DATASETS``), again when that root
+    changed or a builtin name was removed. Names the user registered are left alone.
+
+    Called by the catalogs before each lookup; cheap when nothing changed.
+    """
+    if _SYNCING:
+        return
+    root = _current_root()
+    datasets, metadata = DatasetCatalog.data, MetadataCatalog.data
+    if _REGISTERED_ROOTS.get("root") == root and _BUILTIN_NAMES <= datasets.keys():
+        return
+    _SYNCING.append(True)
+    try:
+        # Register into empty catalogs, then copy over every name the user does not own.
+        DatasetCatalog.data, MetadataCatalog.data = {}, {}
+        try:
+            _register_all(root)
+        finally:
+            new_datasets, new_metadata = DatasetCatalog.data, MetadataCatalog.data
+            DatasetCatalog.data, MetadataCatalog.data = datasets, metadata
+        for name, loader in new_datasets.items():
+            if name in datasets and not isinstance(datasets[name], _BuiltinLoader):
+                continue  # registered by the user
+            datasets[name], metadata[name] = _BuiltinLoader(loader), new_metadata[name]
+            _BUILTIN_NAMES.add(name)
+        _REGISTERED_ROOTS["root"] = root
+    finally:
+        _SYNCING.clear()
+    logger.info("Builtin datasets registered under %s", root)
+
+
+def release_builtin(name: str) -> bool:
+    """Drop the builtin registration of ``name`` so that the user can register their own.
+
+    Returns:
+        False when ``name`` is not (or no longer) the builtin registration.
+    """
+    if not isinstance(DatasetCatalog.data.get(name), _BuiltinLoader):
+        return False
+    del DatasetCatalog.data[name]
+    MetadataCatalog.data.pop(name, None)
+    logger.info("Dataset %r replaces the builtin dataset of that name", name)
+    return True
+
+
+def register_builtin(root: str | None = None) -> None:
+    """Pin the builtin datasets (and the demo dataset) to ``root``.
+
+    The builtins are registered without this call; use it to give a root other than
+    ``$DETECTRON2_DATASETS``.
+
+    Args:
+        root: dataset root; None keeps following ``$DETECTRON2_DATASETS`` (or ``./datasets``).
+
+    Raises:
+        ValueError: the builtins were already pinned to a different root.
+    """
+    if root is not None:
+        root = os.path.abspath(os.path.expanduser(root))
+        previous = _REGISTERED_ROOTS.get("explicit")
+        if previous is not None and previous != root:
+            raise ValueError(
+                f"register_builtin: datasets are already registered under {previous}; got "
+                f"root={root}. Register once per process."
+            )
+        _REGISTERED_ROOTS["explicit"] = root
+    sync_builtin()
