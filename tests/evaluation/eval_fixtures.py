@@ -68,8 +68,8 @@ def to_dataset_ids(segments):
     return out
 
 
-def register_tiny_panoptic(tmp_path):
-    """Registers the dataset; yields a dict with its name and paths."""
+def register_tiny_panoptic(tmp_path, evaluator_type="coco_panoptic_seg"):
+    """Registers the dataset under ``evaluator_type``; yields a dict with its name and paths."""
     name = f"test_tiny_panoptic_{next(_counter)}"
     pan_dir, sem_dir = tmp_path / "panoptic", tmp_path / "sem"
     pan_dir.mkdir()
@@ -107,7 +107,7 @@ def register_tiny_panoptic(tmp_path):
         thing_dataset_id_to_contiguous_id={1: 0, 2: 1},
         stuff_dataset_id_to_contiguous_id={1: 0, 2: 1, 3: 2},
         ignore_label=255,
-        evaluator_type="coco_panoptic_seg",
+        evaluator_type=evaluator_type,
         panoptic_json=str(gt_json),
         panoptic_root=str(pan_dir),
     )
