@@ -78,6 +78,40 @@ class FrozenBatchNorm2d(nn.Module):
         return module
 
 
+def batch_norm_scale_shift(
+    norm: nn.Module, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The inference-time affine map ``y = x * scale + shift`` of a batch norm, or None.
+
+    Defined for :class:`FrozenBatchNorm2d` and for an eval-mode ``BatchNorm2d`` /
+    ``SyncBatchNorm`` that tracks running statistics; None for anything else (a training-mode
+    batch norm, GroupNorm, ...), which must then run as a module.
+
+    Args:
+        norm: the normalization module.
+        dtype: dtype of the computation and of the results.
+
+    Returns:
+        (scale (C,), shift (C,)) in ``dtype``, detached.
+    """
+    if isinstance(norm, FrozenBatchNorm2d):
+        weight, bias = norm.weight, norm.bias
+    elif isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        if norm.training or norm.running_mean is None or norm.running_var is None:
+            return None
+        weight, bias = norm.weight, norm.bias
+    else:
+        return None
+    running_var = norm.running_var.detach().to(dtype)
+    scale = (running_var + norm.eps).rsqrt()
+    if weight is not None:
+        scale = scale * weight.detach().to(dtype)
+    shift = -norm.running_mean.detach().to(dtype) * scale
+    if bias is not None:
+        shift = shift + bias.detach().to(dtype)
+    return scale, shift
+
+
 def _group_norm(channels: int) -> nn.Module:
     return nn.GroupNorm(32, channels)
 

@@ -8,12 +8,33 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mask2former.layers.batch_norm import batch_norm_scale_shift
+
+
+def _tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
+def _tensor_key(tensor: torch.Tensor | None) -> tuple:
+    # _version moves on every in-place write (load_state_dict copies in place); data_ptr,
+    # dtype and device move on .to(), .half() and ``param.data = ...``.
+    if tensor is None:
+        return ()
+    return (tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device, tensor.shape)
+
 
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` followed by an optional ``norm`` submodule and ``activation`` callable.
 
     The norm is registered as ``<name>.norm`` so checkpoint keys read
     ``backbone.res2.0.conv1.norm.running_mean`` as in detectron2.
+
+    At inference (module in eval mode and autograd off, e.g. under ``torch.no_grad()`` or
+    ``torch.inference_mode()``), a frozen or eval-mode batch norm is folded into the
+    convolution: one conv with ``weight * scale`` and ``bias * scale + shift``. The folded
+    tensors are cached on the module (not in its state dict) and recomputed whenever a weight
+    or norm buffer changes (``load_state_dict``, ``.to()``, in-place edits). Training and any
+    forward that records gradients run the conv and the norm separately, as written.
     """
 
     def __init__(
@@ -26,14 +47,53 @@ class Conv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.norm = norm
         self.activation = activation
+        self._folded: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, H', W')."""
-        x = F.conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
-        if self.norm is not None:
-            x = self.norm(x)
+        folded = None
+        if self.norm is not None and not self.training and not torch.is_grad_enabled():
+            folded = self._folded_weight_and_bias()
+        if folded is not None:
+            x = F.conv2d(x, *folded, self.stride, self.padding, self.dilation, self.groups)
+        else:
+            x = F.conv2d(
+                x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+            )
+            if self.norm is not None:
+                x = self.norm(x)
         if self.activation is not None:
             x = self.activation(x)
         return x
+
+    def _folded_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(weight (C_out, C_in / groups, kh, kw), bias (C_out,)) with the norm folded in, or
+        None when the norm is not an inference-time affine map."""
+        norm = self.norm
+        if _tracing():
+            # Traced graphs (torch.compile, export) get the fold as plain ops, never a cache.
+            scale_shift = batch_norm_scale_shift(norm, self.weight.dtype)
+            if scale_shift is None:
+                return None
+            return self._fold(*scale_shift)
+        buffers = [getattr(norm, name, None) for name in ("weight", "bias")]
+        buffers += [getattr(norm, name, None) for name in ("running_mean", "running_var")]
+        key = tuple(_tensor_key(t) for t in [self.weight, self.bias, *buffers])
+        key += (getattr(norm, "eps", None), type(norm), norm.training)
+        if self._folded is not None and self._folded[0] == key:
+            return self._folded[1], self._folded[2]
+        # The fold is computed in float64 where the device has it, then rounded once.
+        exact = torch.float64 if self.weight.device.type in ("cpu", "cuda") else None
+        scale_shift = batch_norm_scale_shift(norm, exact or self.weight.dtype)
+        if scale_shift is None:
+            self._folded = None
+            return None
+        weight, bias = self._fold(*scale_shift)
+        self._folded = (key, weight, bias)
+        return weight, bias
+
+    def _fold(self, scale: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # conv(x, W) * s + t == conv(x, W * s) + (b * s + t), per output channel.
+        weight = self.weight.to(scale.dtype) * scale.view(-1, 1, 1, 1)
+        bias = shift if self.bias is None else self.bias.to(scale.dtype) * scale + shift
+        return weight.to(self.weight.dtype).detach(), bias.to(self.weight.dtype).detach()
