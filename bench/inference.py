@@ -1,12 +1,20 @@
-"""CPU inference benchmark: our Mask2Former beside transformers' on the same weights.
+"""CPU inference benchmark: network, post-processing and full ``model([x])``, float32 and bfloat16.
 
-Swin-T is timed for both implementations (random weights, COCO-panoptic head: 133 classes,
-100 queries) and R50 for ours only (transformers' Mask2Former has no ResNet backbone
-config equivalent to the original's). The network and the panoptic post-processing are timed
-apart; numbers are medians over ``--repeats`` runs after one warm-up, with ``--threads``
-intra-op threads.
+Two tables, random weights, COCO panoptic heads (133 classes, 100 queries):
 
-    python bench/inference.py [--sizes 800x1333 512x683] [--repeats 5] [--threads 2]
+1. detectron2 door, per model (R50, Swin-T configs) and input size: the network
+   (backbone + pixel decoder + transformer decoder), the full ``model([{"image", "height",
+   "width"}])`` with semantic + instance + panoptic inference on, and their difference
+   (pre-processing + upsampling + post-processing), in float32 and under bfloat16 autocast.
+2. transformers door, Swin-T beside the ``transformers`` package on the same weights: the
+   network and ``post_process_panoptic_segmentation``, in float32 and bfloat16 autocast.
+
+Numbers are medians over ``--repeats`` runs after one warm-up, the compared variants
+interleaved, with ``--threads`` intra-op threads. ``--profile`` prints the top operators of one
+full float32 R50 call. The original implementation is timed by ``bench/vs_original.py``.
+
+    python bench/inference.py [--sizes 512x683 800x1333] [--repeats 3] [--threads 2] \
+        [--models R50 Swin-T] [--dtypes float32 bfloat16] [--skip-hf] [--profile]
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
 import torch
@@ -31,8 +40,11 @@ from mask2former.hf import (  # noqa: E402
     Mask2FormerImageProcessor,
 )
 from mask2former.modeling.build import build_model  # noqa: E402
-from mask2former.modeling.postprocessing import panoptic_inference  # noqa: E402
 
+CONFIGS = {
+    "R50": "coco/panoptic-segmentation/maskformer2_R50_bs16_50ep.yaml",
+    "Swin-T": "coco/panoptic-segmentation/swin/maskformer2_swin_tiny_bs16_50ep.yaml",
+}
 SWIN_T = {
     "embed_dim": 96,
     "depths": [2, 2, 6, 2],
@@ -41,26 +53,72 @@ SWIN_T = {
     "drop_path_rate": 0.0,
     "out_features": ["stage1", "stage2", "stage3", "stage4"],
 }
-R50_YAML = os.path.join(
-    ROOT, "configs", "coco", "panoptic-segmentation", "maskformer2_R50_bs16_50ep.yaml"
-)
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def autocast_context(dtype: str) -> Callable[[], AbstractContextManager]:
+    if dtype == "float32":
+        return nullcontext
+    return partial(torch.autocast, "cpu", dtype=getattr(torch, dtype))
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, one warm-up each, then rounds over all of them."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def padded(size: tuple[int, int], divisor: int = 32) -> tuple[int, int]:
     return tuple(-(-side // divisor) * divisor for side in size)
 
 
-def bench_swin(sizes: list[tuple[int, int]], repeats: int) -> list[tuple]:
+def build_d2_model(name: str) -> torch.nn.Module:
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(ROOT, "configs", CONFIGS[name]))
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(0)
+    return build_model(cfg).eval()
+
+
+def _network(model: torch.nn.Module, inputs: list[dict], context) -> object:
+    with torch.no_grad(), context():
+        images = model.preprocess_images(inputs)
+        return model.sem_seg_head(model.backbone(images.tensor))
+
+
+def _full(model: torch.nn.Module, inputs: list[dict], context) -> object:
+    with torch.no_grad(), context():
+        return model(inputs)
+
+
+def bench_d2(models: list[str], sizes: list[tuple[int, int]], dtypes: list[str], repeats: int):
+    rows = []
+    for name in models:
+        model = build_d2_model(name)
+        for size in sizes:
+            generator = torch.Generator().manual_seed(0)
+            image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, generator=generator)
+            inputs = [{"image": image, "height": size[0], "width": size[1]}]
+            fns = {}
+            for dtype in dtypes:
+                context = autocast_context(dtype)
+                fns[f"net {dtype}"] = partial(_network, model, inputs, context)
+                fns[f"full {dtype}"] = partial(_full, model, inputs, context)
+            medians = interleaved_medians(fns, repeats)
+            for dtype in dtypes:
+                net, full = medians[f"net {dtype}"], medians[f"full {dtype}"]
+                rows.append((name, size, dtype, net, full - net, full))
+    return rows
+
+
+def bench_hf(sizes: list[tuple[int, int]], dtypes: list[str], repeats: int):
     import transformers
 
     torch.manual_seed(0)
@@ -70,98 +128,91 @@ def bench_swin(sizes: list[tuple[int, int]], repeats: int) -> list[tuple]:
     theirs = transformers.Mask2FormerForUniversalSegmentation(config).eval()
     with tempfile.TemporaryDirectory() as directory:
         theirs.save_pretrained(directory)
-        ours = Mask2FormerForUniversalSegmentation.from_pretrained(directory)
-    our_processor = Mask2FormerImageProcessor()
-    their_processor = transformers.Mask2FormerImageProcessor()
+        ours = Mask2FormerForUniversalSegmentation.from_pretrained(directory).eval()
+    processors = {
+        "ours": Mask2FormerImageProcessor(),
+        "hf": transformers.Mask2FormerImageProcessor(),
+    }
+    models = {"ours": ours, "hf": theirs}
     rows = []
     for size in sizes:
         pixel_values = torch.randn(1, 3, *padded(size))
-        with torch.no_grad():
-            their_out = theirs(pixel_values)
-            our_out = ours(pixel_values)
-            diff = (
-                (their_out.masks_queries_logits - our_out.masks_queries_logits).abs().max().item()
-            )
-            their_net = median_seconds(partial(theirs, pixel_values), repeats)
-            our_net = median_seconds(partial(ours, pixel_values), repeats)
         kwargs = {"target_sizes": [size], "label_ids_to_fuse": set(range(80, 133))}
-        their_post = median_seconds(
-            partial(their_processor.post_process_panoptic_segmentation, their_out, **kwargs),
-            repeats,
-        )
-        our_post = median_seconds(
-            partial(our_processor.post_process_panoptic_segmentation, our_out, **kwargs),
-            repeats,
-        )
-        rows.append(("Swin-T", size, our_net, their_net, our_post, their_post, diff))
+        for dtype in dtypes:
+            context = autocast_context(dtype)
+
+            def network(who: str, context=context, pixel_values=pixel_values) -> object:
+                with torch.no_grad(), context():
+                    return models[who](pixel_values)
+
+            outputs = {who: network(who) for who in models}
+            diff = (
+                (outputs["ours"].masks_queries_logits - outputs["hf"].masks_queries_logits)
+                .abs()
+                .max()
+                .item()
+            )
+            fns = {}
+            for who in models:
+                fns[f"net {who}"] = partial(network, who)
+                fns[f"post {who}"] = partial(
+                    processors[who].post_process_panoptic_segmentation, outputs[who], **kwargs
+                )
+            m = interleaved_medians(fns, repeats)
+            rows.append(
+                (size, dtype, m["net ours"], m["net hf"], m["post ours"], m["post hf"], diff)
+            )
     return rows
 
 
-def _r50_network(model: torch.nn.Module, images: torch.Tensor) -> dict:
-    return model.sem_seg_head(model.backbone(images))
-
-
-def _r50_panoptic(outputs: dict, size: tuple[int, int]) -> tuple:
-    masks = torch.nn.functional.interpolate(
-        outputs["pred_masks"], size=size, mode="bilinear", align_corners=False
-    )
-    return panoptic_inference(
-        outputs["pred_logits"][0],
-        masks[0],
-        object_mask_threshold=0.8,
-        overlap_threshold=0.8,
-        thing_ids=range(80),
-    )
-
-
-def bench_r50(sizes: list[tuple[int, int]], repeats: int) -> list[tuple]:
-    cfg = get_cfg()
-    cfg.merge_from_file(R50_YAML)
-    cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.DATASETS.TRAIN = ()
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    rows = []
-    for size in sizes:
-        images = torch.randn(1, 3, *padded(size))
-        with torch.no_grad():
-            outputs = _r50_network(model, images)
-            net = median_seconds(partial(_r50_network, model, images), repeats)
-            post_time = median_seconds(partial(_r50_panoptic, outputs, size), repeats)
-        rows.append(("R50", size, net, None, post_time, None, None))
-    return rows
+def profile_r50(size: tuple[int, int], top: int = 25) -> None:
+    model = build_d2_model("R50")
+    image = torch.randint(0, 256, (3, *size), dtype=torch.uint8)
+    inputs = [{"image": image, "height": size[0], "width": size[1]}]
+    _full(model, inputs, nullcontext)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        _full(model, inputs, nullcontext)
+    print(f"\nTop operators, R50 full model([x]) float32 {size[0]}x{size[1]}:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["800x1333", "512x683"])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", nargs="+", default=["512x683", "800x1333"])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-r50", action="store_true")
+    parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--skip-hf", action="store_true", help="skip the transformers table")
+    parser.add_argument("--profile", action="store_true", help="print the top operators")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
-    rows = bench_swin(sizes, args.repeats)
-    if not args.skip_r50:
-        rows += bench_r50(sizes, args.repeats)
 
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value * 1000:9.1f}"
+    print(f"CPU, {args.threads} threads, median of {args.repeats} runs, seconds")
+    print("\ndetectron2 door: model([x]) with semantic + instance + panoptic inference on")
+    print(f"{'model':7s} {'input':9s} {'dtype':9s} {'network':>8s} {'post':>7s} {'full':>7s}")
+    for name, size, dtype, net, post, full in bench_d2(
+        args.models, sizes, args.dtypes, args.repeats
+    ):
+        print(f"{name:7s} {size[0]}x{size[1]:<5d} {dtype:9s} {net:8.3f} {post:7.3f} {full:7.3f}")
 
-    print(
-        f"CPU, {args.threads} threads, median of {args.repeats} (ms); ratio = ours / transformers"
-    )
-    header = "model   input      ours-net  hf-net    ratio  ours-post  hf-post   ratio  max|dmask|"
-    print(header)
-    for name, size, our_net, their_net, our_post, their_post, diff in rows:
-        net_ratio = "-" if their_net is None else f"{our_net / their_net:5.2f}"
-        post_ratio = "-" if their_post is None else f"{our_post / their_post:5.2f}"
-        mask_diff = "-" if diff is None else f"{diff:.1e}"
+    if not args.skip_hf:
+        print("\ntransformers door, Swin-T: ours beside transformers (ratio = transformers / ours)")
         print(
-            f"{name:7s} {size[0]}x{size[1]:<5d} {fmt(our_net)} {fmt(their_net)} {net_ratio:>6s} "
-            f"{fmt(our_post)} {fmt(their_post)} {post_ratio:>6s}  {mask_diff}"
+            f"{'input':9s} {'dtype':9s} {'net ours':>8s} {'net hf':>7s} {'ratio':>6s} "
+            f"{'post ours':>9s} {'post hf':>8s} {'ratio':>6s} {'max|dmask|':>10s}"
         )
+        for size, dtype, net, net_hf, post, post_hf, diff in bench_hf(
+            sizes, args.dtypes, args.repeats
+        ):
+            print(
+                f"{size[0]}x{size[1]:<5d} {dtype:9s} {net:8.3f} {net_hf:7.3f} "
+                f"{net_hf / net:5.2f}x {post:9.3f} {post_hf:8.3f} {post_hf / post:5.2f}x "
+                f"{diff:10.1e}"
+            )
+    if args.profile:
+        profile_r50(sizes[0])
 
 
 if __name__ == "__main__":
