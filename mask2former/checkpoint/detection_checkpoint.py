@@ -12,7 +12,11 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from mask2former.checkpoint.c2_model_loading import align_and_update_state_dicts
 from mask2former.checkpoint.file_io import read_checkpoint, write_atomically
-from mask2former.checkpoint.key_report import format_key_list, format_matched_table
+from mask2former.checkpoint.key_report import (
+    format_key_list,
+    format_matched_table,
+    format_shape_table,
+)
 from mask2former.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -190,12 +194,17 @@ class DetectionCheckpointer:
             return self.load(self.get_checkpoint_file())
         return self.load(path, checkpointables=[])
 
-    def load(self, path: str, checkpointables: list[str] | None = None) -> dict[str, Any]:
+    def load(
+        self, path: str, checkpointables: list[str] | None = None, *, trusted: bool = False
+    ) -> dict[str, Any]:
         """Load a checkpoint into the model and the named checkpointables.
 
         Args:
             path: local path, URL or ``detectron2://`` path; "" loads nothing.
             checkpointables: names of checkpointables to restore; ``None`` means all.
+            trusted: unpickle objects of any kind from the file (runs code the file names;
+                also ``$MASK2FORMER_TRUST_CHECKPOINTS=1``). By default only tensors, arrays,
+                numbers, strings and containers are read.
 
         Returns:
             The checkpoint's remaining entries (e.g. ``iteration``), without ``"model"`` and
@@ -203,7 +212,9 @@ class DetectionCheckpointer:
 
         Raises:
             FileNotFoundError: naming ``path`` if it does not exist.
-            ValueError: naming ``path`` if it is not a checkpoint.
+            UntrustedCheckpointError: naming ``path`` if it needs more than weights.
+            ValueError: naming ``path`` if it is truncated, corrupt or not a checkpoint, or
+                if none of its tensors fits the model.
             KeyError: naming an unknown checkpointable.
         """
         if not path:
@@ -217,9 +228,12 @@ class DetectionCheckpointer:
                 f"Unknown checkpointables {unknown}; registered: {sorted(self.checkpointables)}"
             )
         logger.info("Loading checkpoint from %s", path)
-        checkpoint = read_checkpoint(resolve_weights_path(path))
+        checkpoint = read_checkpoint(resolve_weights_path(path), trusted=trusted)
+        num_tensors = len(checkpoint["model"])
         self.incompatible_keys = self._load_model(checkpoint)
         self._log_incompatible_keys(self.incompatible_keys)
+        if num_tensors and not self.incompatible_keys.matched:
+            raise ValueError(self._nothing_matched_message(path, self.incompatible_keys))
         for name in names:
             if name in checkpoint:
                 logger.info("Loading %s from %s", name, path)
@@ -261,6 +275,20 @@ class DetectionCheckpointer:
             matched=matched,
         )
 
+    def _nothing_matched_message(self, path: str, incompatible: IncompatibleKeys) -> str:
+        shapes = (
+            f" {len(incompatible.incorrect_shapes)} names matched with other shapes:\n"
+            + format_shape_table(incompatible.incorrect_shapes[:10])
+            if incompatible.incorrect_shapes
+            else ""
+        )
+        return (
+            f"No tensor of {path} fits the model ({type(self.model).__name__}): is it a "
+            "checkpoint of another architecture or config? Checkpoint keys start with "
+            f"{incompatible.unexpected_keys[:3]}, model keys with "
+            f"{incompatible.missing_keys[:3]}.{shapes}"
+        )
+
     def _filter_missing(self, missing_keys: list[str], loaded: set[str]) -> list[str]:
         """Drop missing keys that are aliases of a loaded tensor or config-built buffers."""
         names_of: dict[int, set[str]] = {}
@@ -274,12 +302,12 @@ class DetectionCheckpointer:
         ]
 
     def _log_incompatible_keys(self, incompatible: IncompatibleKeys) -> None:
-        for key, checkpoint_shape, model_shape in incompatible.incorrect_shapes:
+        if incompatible.incorrect_shapes:
             logger.warning(
-                "Skip loading %s: shape %s in the checkpoint, %s in the model.",
-                key,
-                checkpoint_shape,
-                model_shape,
+                "Skipped %d tensors whose shape differs between the checkpoint and the model "
+                "(left at their initialisation):\n%s",
+                len(incompatible.incorrect_shapes),
+                format_shape_table(incompatible.incorrect_shapes),
             )
         if incompatible.matched:
             model_state = self.model.state_dict()

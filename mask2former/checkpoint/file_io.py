@@ -1,8 +1,10 @@
 """Reading checkpoint files (.pth / .pt / .pkl) and writing files atomically."""
 
+import io
 import logging
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from typing import IO, Any
@@ -11,6 +13,8 @@ import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
+
+_SAFE_BUILTINS = ("set", "frozenset", "complex", "slice", "bytearray")
 
 
 def _describe(obj: Any) -> str:
@@ -27,9 +31,94 @@ def _is_tensor_dict(obj: Any) -> bool:
     )
 
 
-def read_pickle_checkpoint(path: str) -> dict[str, Any]:
+class UntrustedCheckpointError(ValueError):
+    """A checkpoint file that needs more than tensors, arrays, numbers, strings and
+    containers to be read; loading it could run code from the file."""
+
+
+TRUST_ENV_VAR = "MASK2FORMER_TRUST_CHECKPOINTS"
+
+# What a model-zoo .pkl may name: numpy arrays and scalars (numpy 1 and 2 module names, and
+# the encoder that protocol-2 pickles use for their bytes), torch tensors pickled with plain
+# pickle (the original Swin converter writes those), and plain containers.
+_PICKLE_GLOBALS = {
+    *(
+        (f"numpy.{core}.{module}", name)
+        for core in ("core", "_core")
+        for module, name in (
+            ("multiarray", "_reconstruct"),
+            ("multiarray", "scalar"),
+            ("numeric", "_frombuffer"),
+        )
+    ),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    *((builtins, name) for builtins in ("builtins", "__builtin__") for name in _SAFE_BUILTINS),
+}
+
+
+def _storage_from_bytes(data: bytes) -> Any:
+    # torch pickles a storage as torch.save bytes, which it reloads with weights_only=False.
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals in ``_PICKLE_GLOBALS``."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return _storage_from_bytes
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def _trusted(trusted: bool) -> bool:
+    return trusted or os.environ.get(TRUST_ENV_VAR, "") == "1"
+
+
+def _untrusted_error(path: str, what: str) -> UntrustedCheckpointError:
+    return UntrustedCheckpointError(
+        f"{path} needs {what} to be read, which could run code from the file; only tensors, "
+        "arrays, numbers, strings and containers are read from checkpoints. If you trust the "
+        f"file, load it with trusted=True or set {TRUST_ENV_VAR}=1."
+    )
+
+
+def _corrupt_error(path: str, error: BaseException) -> ValueError:
+    size = os.path.getsize(path)
+    return ValueError(
+        f"{path} ({size} bytes) is truncated or corrupt and cannot be read as a checkpoint "
+        f"({type(error).__name__}: {error}); download or copy it again."
+    )
+
+
+def _unpickle(path: str, trusted: bool) -> Any:
+    # The user vouches for a trusted file, so the plain unpickler may run what it names.
+    unpickler = pickle.Unpickler if trusted else _RestrictedUnpickler  # noqa: S301
+    with open(path, "rb") as f:
+        try:
+            return unpickler(f, encoding="latin1").load()
+        except _RefusedGlobal as e:
+            raise _untrusted_error(path, f"the Python object {e}") from e
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+            # What a damaged pickle stream raises (bad opcode, short read, bad arguments).
+            raise _corrupt_error(path, e) from e
+
+
+def read_pickle_checkpoint(path: str, *, trusted: bool = False) -> dict[str, Any]:
     """Read a detectron2 / Detectron1 model-zoo ``.pkl`` file.
 
+    Only numpy arrays, torch tensors, numbers, strings and containers are unpickled unless
+    the file is trusted (``trusted=True`` or ``$MASK2FORMER_TRUST_CHECKPOINTS=1``).
     Three layouts are recognised:
 
     * detectron2: ``{"model": {name: ndarray}, "__author__": ..., ["matching_heuristics"]}``,
@@ -41,15 +130,16 @@ def read_pickle_checkpoint(path: str) -> dict[str, Any]:
 
     Args:
         path: local file path.
+        trusted: unpickle anything (runs code the file names; only for files you trust).
 
     Returns:
         dict with a ``"model"`` state dict (values still numpy arrays or tensors).
 
     Raises:
-        ValueError: naming the file and what it holds, if it is none of the above.
+        UntrustedCheckpointError: naming the file and the object it needs.
+        ValueError: naming the file, if it is truncated, corrupt or not a checkpoint.
     """
-    with open(path, "rb") as f:
-        data = pickle.load(f, encoding="latin1")  # noqa: S301 (model-zoo format is pickle)
+    data = _unpickle(path, _trusted(trusted))
     if isinstance(data, Mapping) and "model" in data and "__author__" in data:
         logger.info("Reading %s, a file from %r.", path, data["__author__"])
         return dict(data)
@@ -66,26 +156,46 @@ def read_pickle_checkpoint(path: str) -> dict[str, Any]:
     return {"model": blobs, "__author__": "Caffe2", "matching_heuristics": True}
 
 
-def read_torch_checkpoint(path: str) -> dict[str, Any]:
+def load_torch_file(path: str, *, trusted: bool = False) -> Any:
+    """``torch.load`` on the CPU with ``weights_only=True`` unless the file is trusted
+    (``trusted=True`` or ``$MASK2FORMER_TRUST_CHECKPOINTS=1``).
+
+    Raises:
+        UntrustedCheckpointError: naming the file and the object it needs.
+        ValueError: naming the file, if it is truncated or corrupt.
+    """
+    trusted = _trusted(trusted)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as e:
+        # torch's weights-only unpickler names a refused global; anything else is damage.
+        refused = re.search(r"unsupported (?:global: )?global (\S+)", str(e), re.IGNORECASE)
+        if refused:
+            raise _untrusted_error(path, f"the Python object {refused.group(1)}") from e
+        raise _corrupt_error(path, e) from e
+    except (RuntimeError, EOFError, ValueError) as e:
+        # torch.load: RuntimeError for a damaged zip archive, EOFError for an empty file.
+        raise _corrupt_error(path, e) from e
+
+
+def read_torch_checkpoint(path: str, *, trusted: bool = False) -> dict[str, Any]:
     """Read a ``.pth``/``.pt`` file: ``{"model": state_dict, ...}`` or a bare state dict.
 
-    Only tensors, numbers, strings and containers are unpickled (``weights_only=True``).
+    Only tensors, numbers, strings and containers are unpickled (``weights_only=True``)
+    unless the file is trusted (``trusted=True`` or ``$MASK2FORMER_TRUST_CHECKPOINTS=1``).
 
     Args:
         path: local file path.
+        trusted: load with ``weights_only=False`` (runs code the file names).
 
     Returns:
         dict with a ``"model"`` state dict and any extra saved entries.
 
     Raises:
-        ValueError: naming the file and what it holds, if it is not a checkpoint.
+        UntrustedCheckpointError: naming the file, if it needs more than weights.
+        ValueError: naming the file, if it is truncated, corrupt or not a checkpoint.
     """
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"{path} could not be read as a tensor checkpoint (weights_only=True): {e}"
-        ) from e
+    data = load_torch_file(path, trusted=trusted)
     if isinstance(data, Mapping) and "model" in data:
         if not _is_tensor_dict(data["model"]):
             raise ValueError(
@@ -101,18 +211,23 @@ def read_torch_checkpoint(path: str) -> dict[str, Any]:
     )
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
+def read_checkpoint(path: str, *, trusted: bool = False) -> dict[str, Any]:
     """Read any supported checkpoint file by its extension (``.pkl`` or torch format).
+
+    Args:
+        path: local file path.
+        trusted: read pickled objects of any kind (only for files you trust).
 
     Raises:
         FileNotFoundError: naming ``path`` if it is not a file.
-        ValueError: naming ``path`` and what it holds, if it is not a checkpoint.
+        UntrustedCheckpointError: naming ``path``, if it needs more than weights.
+        ValueError: naming ``path`` and what it holds, if it is not a readable checkpoint.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint file {path} does not exist.")
     if path.endswith(".pkl"):
-        return read_pickle_checkpoint(path)
-    return read_torch_checkpoint(path)
+        return read_pickle_checkpoint(path, trusted=trusted)
+    return read_torch_checkpoint(path, trusted=trusted)
 
 
 def write_atomically(path: str, write: Callable[[IO[bytes]], None]) -> None:

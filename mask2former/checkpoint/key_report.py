@@ -72,3 +72,24 @@ def format_matched_table(matched: Mapping[str, str], shapes: Mapping[str, tuple[
     return "\n".join(
         f"  {m.ljust(model_width)} <- {c.ljust(checkpoint_width)} | {s}" for m, c, s in rows
     )
+
+
+def format_shape_table(
+    incorrect_shapes: Iterable[tuple[str, tuple[int, ...], tuple[int, ...]]],
+) -> str:
+    """Aligned table of tensors skipped for their shape, one row per key.
+
+    Args:
+        incorrect_shapes: ``(key, checkpoint shape, model shape)`` triples.
+
+    Returns:
+        A header row (key, checkpoint, model) and one row per key.
+    """
+    rows = [("key", "checkpoint", "model")] + [
+        (key, str(tuple(ckpt)), str(tuple(model))) for key, ckpt, model in sorted(incorrect_shapes)
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        "  " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    )

@@ -15,13 +15,15 @@ from typing import Any
 
 import torch
 
+from mask2former.checkpoint.file_io import load_torch_file
+
 logger = logging.getLogger(__name__)
 
 
 def _load_state_dict(path: str) -> dict[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"input checkpoint {path!r} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = load_torch_file(path)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
