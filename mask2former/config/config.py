@@ -168,6 +168,13 @@ class CfgNode(_FvcoreCfgNode):
         _merge_dict_into(loaded, merged, filename)
         return merged
 
+    def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
+        """Merge a YAML file; a name that is no file but a config shipped with the package
+        (``coco/panoptic-segmentation/maskformer2_R50_bs16_50ep.yaml``) loads that one."""
+        from mask2former.model_zoo import resolve_config_file
+
+        super().merge_from_file(resolve_config_file(cfg_filename), allow_unsafe)
+
     def merge_from_list(self, cfg_list: list[Any]) -> None:
         """Merge ``["KEY.PATH", value, ...]`` pairs (values as Python literals or strings).
 

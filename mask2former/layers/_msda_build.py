@@ -24,10 +24,13 @@ from pathlib import Path
 
 import torch
 
+from mask2former.utils.shipped_files import shipped_path
+
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-SOURCE_DIR = PACKAGE_DIR.parent / "csrc" / "ms_deform_attn"
+# A wheel's copy of csrc/ or the checkout's (the missing-sources error names the latter).
+SOURCE_DIR = shipped_path("csrc/ms_deform_attn") or PACKAGE_DIR.parent / "csrc" / "ms_deform_attn"
 CPU_SOURCES = ("ms_deform_attn.cpp", "cpu/ms_deform_attn_cpu.cpp")
 CUDA_SOURCES = ("cuda/ms_deform_attn_cuda.cu",)
 # Portable flags only (no -march=native): the build cache may be shared between machines.
