@@ -11,6 +11,8 @@ files load unchanged and without arbitrary code execution.
 """
 
 import ast
+import copy
+import difflib
 import logging
 import os
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import yaml
 from fvcore.common.config import BASE_KEY
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
+from yacs.config import _check_and_coerce_cfg_value_type
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,91 @@ def _construct_eval(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 _ConfigLoader.add_constructor(_EVAL_TAG, _construct_eval)
 
 
+class ConfigError(ValueError):
+    """A config file or override that cannot be used (the message names file and key)."""
+
+
+class ConfigKeyError(ConfigError, KeyError):
+    """A config key that does not exist (also a ``KeyError``, as in yacs/detectron2)."""
+
+    def __str__(self) -> str:
+        # KeyError would print the message with quotes around it.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsafeConfigTagError(ConfigError, yaml.constructor.ConstructorError):
+    """A YAML tag that only ``yaml.unsafe_load`` understands (it could run code)."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _yaml_error_message(filename: str, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    detail = getattr(error, "problem", None) or str(error)
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context:
+        started = f" that starts at line {context_mark.line + 1}" if context_mark else ""
+        detail += f" ({context}{started})"
+    hint = (
+        " Python tags run code; pass allow_unsafe=True only for files you trust."
+        if isinstance(error, yaml.constructor.ConstructorError)
+        else ""
+    )
+    return f"Config file {filename}{where}: invalid YAML: {detail}.{hint}"
+
+
+def _all_keys(node: _FvcoreCfgNode, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        keys.append(prefix + key)
+        if isinstance(value, _FvcoreCfgNode):
+            keys.extend(_all_keys(value, prefix + key + "."))
+    return keys
+
+
+def _unknown_key_error(root: _FvcoreCfgNode, full_key: str, node: Any) -> ConfigKeyError:
+    candidates = [k for k in _all_keys(root) if not full_key.startswith(k + ".")]
+    close = difflib.get_close_matches(full_key, candidates, n=3, cutoff=0.75)
+    level = sorted(node.keys()) if isinstance(node, _FvcoreCfgNode) else []
+    hint = f" Did you mean {' or '.join(close)}?" if close else f" Keys at that level: {level}"
+    return ConfigKeyError(f"Config key {full_key!r} does not exist.{hint}")
+
+
+def _check_mergeable(
+    other: _FvcoreCfgNode, node: _FvcoreCfgNode, root: _FvcoreCfgNode, key_list: list[str]
+) -> None:
+    """The checks of yacs' merge (existing keys, compatible types), with errors that name the
+    key, suggest close keys and say which type is expected."""
+    for key, raw in other.items():
+        full_key = ".".join([*key_list, key])
+        if key not in node:
+            if node.is_new_allowed() or root.key_is_deprecated(full_key):
+                continue
+            if root.key_is_renamed(full_key):
+                root.raise_key_rename_error(full_key)
+            raise _unknown_key_error(root, full_key, node)
+        value, default = node._decode_cfg_value(copy.deepcopy(raw)), node[key]
+        if isinstance(value, _FvcoreCfgNode) and isinstance(default, _FvcoreCfgNode):
+            _check_mergeable(value, default, root, [*key_list, key])
+            continue
+        try:
+            _check_and_coerce_cfg_value_type(value, default, key, full_key)
+        except ValueError as e:
+            raise ConfigError(
+                f"Config key {full_key} expects {_a(type(default).__name__)} (default: "
+                f"{default!r}); got {value!r}, {_a(type(value).__name__)}."
+            ) from e
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
 def _merge_dict_into(source: dict[str, Any], target: dict[str, Any], filename: str) -> None:
     """Recursively merge ``source`` into ``target``; values of ``source`` win."""
     for key, value in source.items():
@@ -141,12 +229,14 @@ class CfgNode(_FvcoreCfgNode):
         with cls._open_cfg(filename) as f:
             try:
                 loaded = yaml.load(f, Loader=_ConfigLoader)  # noqa: S506 (SafeLoader subclass)
-            except yaml.constructor.ConstructorError:
+            except yaml.constructor.ConstructorError as e:
                 if not allow_unsafe:
-                    raise
+                    raise UnsafeConfigTagError(_yaml_error_message(filename, e)) from e
                 logger.warning("Loading config %s with yaml.unsafe_load.", filename)
                 f.seek(0)
                 loaded = yaml.unsafe_load(f)
+            except yaml.YAMLError as e:
+                raise ConfigError(_yaml_error_message(filename, e)) from e
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -164,6 +254,12 @@ class CfgNode(_FvcoreCfgNode):
             base_file = os.path.expanduser(base_file)
             if not base_file.startswith(("/", "https://", "http://")):
                 base_file = os.path.join(os.path.dirname(filename), base_file)
+            if not base_file.startswith(("https://", "http://")) and not os.path.isfile(base_file):
+                raise FileNotFoundError(
+                    f"Config file {filename}: its {BASE_KEY} file {base_files!r} resolves to "
+                    f"{os.path.abspath(base_file)}, which does not exist (relative {BASE_KEY} "
+                    "paths are relative to the file that names them)."
+                )
             _merge_dict_into(cls.load_yaml_with_base(base_file, allow_unsafe), merged, filename)
         _merge_dict_into(loaded, merged, filename)
         return merged
@@ -175,12 +271,23 @@ class CfgNode(_FvcoreCfgNode):
 
         super().merge_from_file(resolve_config_file(cfg_filename), allow_unsafe)
 
+    def merge_from_other_cfg(self, cfg_other: _FvcoreCfgNode) -> None:
+        """Merge another config; unknown keys and values of the wrong type are refused.
+
+        Raises:
+            ConfigKeyError: naming the key and the closest existing keys.
+            ConfigError: naming the key, the expected type and the value given.
+        """
+        _check_mergeable(cfg_other, self, self, [])
+        super().merge_from_other_cfg(cfg_other)
+
     def merge_from_list(self, cfg_list: list[Any]) -> None:
         """Merge ``["KEY.PATH", value, ...]`` pairs (values as Python literals or strings).
 
         Raises:
             ValueError: if ``cfg_list`` has an odd length.
-            KeyError: naming the key and the valid keys at that level, if a key does not exist.
+            ConfigKeyError: naming the key and the closest existing keys.
+            ConfigError: naming the key, the expected type and the value given.
         """
         if len(cfg_list) % 2 != 0:
             raise ValueError(
@@ -190,10 +297,11 @@ class CfgNode(_FvcoreCfgNode):
             node: Any = self
             for part in full_key.split("."):
                 if not isinstance(node, _FvcoreCfgNode) or part not in node:
-                    choices = sorted(node.keys()) if isinstance(node, _FvcoreCfgNode) else []
-                    raise KeyError(
-                        f"Config key {full_key!r} does not exist ({part!r} not found); "
-                        f"keys at that level: {choices}"
-                    )
+                    raise _unknown_key_error(self, full_key, node)
                 node = node[part]
+        for full_key, value in zip(cfg_list[0::2], cfg_list[1::2], strict=True):
+            nested: Any = value
+            for part in reversed(full_key.split(".")):
+                nested = {part: nested}
+            _check_mergeable(type(self)(nested), self, self, [])
         super().merge_from_list(cfg_list)
