@@ -21,6 +21,64 @@ def _with_pos(tensor: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
     return tensor if pos is None else tensor + pos
 
 
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    # (L, B, C) -> (B, heads, L, C / heads), a view
+    length, batch, channels = x.shape
+    return x.view(length, batch, heads, channels // heads).permute(1, 2, 0, 3)
+
+
+def sdpa_multihead_attention(
+    attn: nn.MultiheadAttention,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    blocked: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``attn(query, key, value, attn_mask=blocked)[0]`` through ``scaled_dot_product_attention``.
+
+    Uses ``attn``'s own parameters (``in_proj_weight``, ``in_proj_bias``, ``out_proj``) and no
+    dropout, so it stands for an eval-mode ``nn.MultiheadAttention`` with equal q/k/v widths.
+    The boolean mask is read per head without materialising a float copy of it.
+
+    Args:
+        attn: the (sequence-first) attention module.
+        query: (Lq, B, C).
+        key, value: (Lk, B, C).
+        blocked: (B * heads, Lq, Lk) bool, True where a query may NOT attend, or None.
+
+    Returns:
+        (Lq, B, C).
+    """
+    heads = attn.num_heads
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = (None,) * 3 if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
+    q = _split_heads(F.linear(query, w_q, b_q), heads)
+    k = _split_heads(F.linear(key, w_k, b_k), heads)
+    v = _split_heads(F.linear(value, w_v, b_v), heads)
+    allowed = None
+    if blocked is not None:
+        allowed = ~blocked.view(q.shape[0], heads, q.shape[2], k.shape[2])
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    return attn.out_proj(out.permute(2, 0, 1, 3).flatten(2))
+
+
+def _attend(
+    attn: nn.MultiheadAttention,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None,
+    key_padding_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    float_mask = attn_mask is not None and attn_mask.dtype != torch.bool
+    if attn.training or key_padding_mask is not None or float_mask:
+        # Training keeps nn.MultiheadAttention's own path, so its numerics are the original's.
+        return attn(
+            query, key, value=value, attn_mask=attn_mask, key_padding_mask=key_padding_mask
+        )[0]
+    return sdpa_multihead_attention(attn, query, key, value, attn_mask)
+
+
 class SelfAttentionLayer(nn.Module):
     """Query self-attention with a residual connection and LayerNorm (``self_attn``, ``norm``)."""
 
@@ -44,9 +102,7 @@ class SelfAttentionLayer(nn.Module):
         """Args: tgt, query_pos (Q, B, C). Returns: (Q, B, C)."""
         x = self.norm(tgt) if self.normalize_before else tgt
         q = k = _with_pos(x, query_pos)
-        attended = self.self_attn(
-            q, k, value=x, attn_mask=tgt_mask, key_padding_mask=tgt_key_padding_mask
-        )[0]
+        attended = _attend(self.self_attn, q, k, x, tgt_mask, tgt_key_padding_mask)
         tgt = tgt + self.dropout(attended)
         return tgt if self.normalize_before else self.norm(tgt)
 
@@ -79,13 +135,14 @@ class CrossAttentionLayer(nn.Module):
         """Args: tgt, query_pos (Q, B, C); memory, pos (HW, B, C); memory_mask
         (B * heads, Q, HW) bool. Returns: (Q, B, C)."""
         x = self.norm(tgt) if self.normalize_before else tgt
-        attended = self.multihead_attn(
-            query=_with_pos(x, query_pos),
-            key=_with_pos(memory, pos),
-            value=memory,
-            attn_mask=memory_mask,
-            key_padding_mask=memory_key_padding_mask,
-        )[0]
+        attended = _attend(
+            self.multihead_attn,
+            _with_pos(x, query_pos),
+            _with_pos(memory, pos),
+            memory,
+            memory_mask,
+            memory_key_padding_mask,
+        )
         tgt = tgt + self.dropout(attended)
         return tgt if self.normalize_before else self.norm(tgt)
 

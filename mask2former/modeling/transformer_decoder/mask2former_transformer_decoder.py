@@ -51,9 +51,8 @@ def compute_attention_mask(
     """
     resized = F.interpolate(mask_logits, size=target_size, mode="bilinear", align_corners=False)
     blocked = resized.sigmoid().flatten(2) < 0.5  # (B, Q, h*w)
-    blocked = blocked.unsqueeze(1).repeat(1, num_heads, 1, 1).flatten(0, 1)
-    blocked[blocked.all(-1)] = False
-    return blocked.detach()
+    blocked &= ~blocked.all(-1, keepdim=True)  # the rule is per query, the same for all heads
+    return blocked.unsqueeze(1).expand(-1, num_heads, -1, -1).flatten(0, 1).detach()
 
 
 @TRANSFORMER_DECODER_REGISTRY.register()
