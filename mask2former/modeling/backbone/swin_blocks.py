@@ -147,10 +147,23 @@ class WindowAttention(nn.Module):
             batch_windows, num_tokens, 3, self.num_heads, channels // self.num_heads
         )
         query, key, value = qkv.permute(2, 0, 3, 1, 4)  # each (B_, heads, N, head_dim)
-        attn = (query * self.scale) @ key.transpose(-2, -1)
-
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(num_tokens, num_tokens, -1).permute(2, 0, 1).contiguous()
+        bias = bias.view(num_tokens, num_tokens, -1).permute(2, 0, 1)  # heads, N, N
+        if not self.training:
+            # One fused kernel; the bias and the shift mask enter as one additive float mask.
+            additive = bias.unsqueeze(0)
+            if mask is not None:
+                num_windows = mask.shape[0]
+                additive = (mask.unsqueeze(1) + additive).unsqueeze(0)  # 1, nW, heads, N, N
+                additive = additive.expand(batch_windows // num_windows, -1, -1, -1, -1)
+                additive = additive.reshape(batch_windows, self.num_heads, num_tokens, num_tokens)
+            x = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=additive.to(query.dtype), scale=self.scale
+            )
+            x = x.transpose(1, 2).reshape(batch_windows, num_tokens, channels)
+            return self.proj_drop(self.proj(x))
+
+        attn = (query * self.scale) @ key.transpose(-2, -1)
         attn = attn + bias.unsqueeze(0)
         if mask is not None:
             num_windows = mask.shape[0]
