@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
@@ -10,6 +12,8 @@ from mask2former.layers.shape_spec import ShapeSpec
 from mask2former.modeling.pixel_decoder import build_pixel_decoder
 from mask2former.modeling.registry import SEM_SEG_HEADS_REGISTRY, get_from_registry
 from mask2former.modeling.transformer_decoder import build_transformer_decoder
+
+logger = logging.getLogger(__name__)
 
 # The only input the masked-attention decoder takes: the pixel decoder's three scales.
 MULTI_SCALE_PIXEL_DECODER = "multi_scale_pixel_decoder"
@@ -25,6 +29,33 @@ def build_sem_seg_head(cfg, input_shape: dict[str, ShapeSpec]) -> nn.Module:
 @SEM_SEG_HEADS_REGISTRY.register()
 class MaskFormerHead(nn.Module):
     """Runs ``pixel_decoder`` on backbone features and ``predictor`` on its multi-scale output."""
+
+    # The original's state-dict version: its checkpoints (and ours) carry it in ``_metadata``,
+    # and the original converts checkpoints without it as below.
+    _version = 2
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        version = local_metadata.get("version", None)
+        if version is None or version < 2:
+            # Version-1 checkpoints kept the pixel decoder's weights directly under the head.
+            # Unlike the original, keys already under pixel_decoder. stay put, so that a state
+            # dict without metadata in today's format (a .pkl, a converted one) loads as is.
+            current = (prefix + "pixel_decoder.", prefix + "predictor.")
+            renamed = [k for k in state_dict if k.startswith(prefix) and not k.startswith(current)]
+            for key in renamed:
+                new_key = prefix + "pixel_decoder." + key[len(prefix) :]
+                state_dict[new_key] = state_dict.pop(key)
+            if renamed:
+                logger.warning(
+                    "Moved %d keys of an old-format checkpoint under %spixel_decoder.",
+                    len(renamed),
+                    prefix,
+                )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @configurable
     def __init__(
