@@ -19,7 +19,6 @@ Usage: ``python -m mask2former.data.demo_dataset --output DIR [--num-train N --n
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import tempfile
 import cv2
 import numpy as np
 import pycocotools.mask as mask_util
+from filelock import FileLock
 from PIL import Image
 
 from mask2former.data.detection_utils import id2rgb
@@ -275,14 +275,11 @@ def ensure_demo_dataset(root: str) -> str:
     if os.path.isfile(os.path.join(root, DONE_MARKER)):
         return root
     os.makedirs(os.path.dirname(root), exist_ok=True)
-    with open(root + ".lock", "w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            if not os.path.isfile(os.path.join(root, DONE_MARKER)):
-                logger.info("Demo dataset not found at %s; generating it", root)
-                generate_demo_dataset(root)
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    # filelock picks the platform's lock (fcntl on POSIX, msvcrt on Windows).
+    with FileLock(root + ".lock"):
+        if not os.path.isfile(os.path.join(root, DONE_MARKER)):
+            logger.info("Demo dataset not found at %s; generating it", root)
+            generate_demo_dataset(root)
     return root
 
 
