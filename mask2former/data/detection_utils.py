@@ -13,6 +13,7 @@ from fvcore.transforms.transform import Transform, TransformList
 from PIL import Image, UnidentifiedImageError
 
 from mask2former.structures import BitMasks, Boxes, Instances
+from mask2former.utils.panoptic_ids import id2rgb, rgb2id
 
 logger = logging.getLogger(__name__)
 
@@ -255,22 +256,3 @@ def filter_empty_instances(
         masks = instances.gt_masks
         keep &= masks.nonempty() if isinstance(masks, BitMasks) else masks.flatten(1).any(1)
     return instances[keep]
-
-
-def rgb2id(color: np.ndarray) -> np.ndarray:
-    """COCO panoptic RGB encoding -> segment id: R + 256 * G + 256**2 * B.
-
-    Args:
-        color: (H, W, 3) uint8 array.
-
-    Returns:
-        (H, W) int64 ids.
-    """
-    color = np.asarray(color).astype(np.int64)
-    return color[..., 0] + 256 * color[..., 1] + 256 * 256 * color[..., 2]
-
-
-def id2rgb(ids: np.ndarray) -> np.ndarray:
-    """Segment ids (H, W) -> COCO panoptic RGB encoding (H, W, 3) uint8."""
-    ids = np.asarray(ids).astype(np.uint32)
-    return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)

@@ -18,24 +18,12 @@ import numpy as np
 import pycocotools.mask as mask_util
 from PIL import Image
 
+from mask2former.utils.panoptic_ids import rgb2id
+
 logger = logging.getLogger(__name__)
 
 # detectron2's BoxMode values for absolute boxes.
 _XYXY_ABS, _XYWH_ABS = 0, 1
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-    """Panoptic PNG colors (H, W, 3) -> segment ids ``R + 256 G + 256^2 B`` (H, W)."""
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
-
-
-def id_to_rgb(id_map: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_id`: (H, W) ids -> (H, W, 3) uint8 colors."""
-    id_map = id_map.astype(np.int64)
-    return np.stack([id_map % 256, id_map // 256 % 256, id_map // 256**2 % 256], -1).astype(
-        np.uint8
-    )
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
@@ -78,7 +66,7 @@ def _annotation_from_record(ann: Mapping[str, Any], height: int, width: int) -> 
 
 def _annotations_from_panoptic(record: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     with Image.open(record["pan_seg_file_name"]) as image:
-        ids = rgb_to_id(np.asarray(image.convert("RGB")))
+        ids = rgb2id(np.asarray(image.convert("RGB")))
     anns = []
     for segment in record["segments_info"]:
         if not segment.get("isthing", False):

@@ -21,9 +21,9 @@ from tabulate import tabulate
 
 from mask2former.data.catalog import MetadataCatalog
 from mask2former.evaluation import pq
-from mask2former.evaluation.coco_format import id_to_rgb
 from mask2former.evaluation.evaluator import DatasetEvaluator
 from mask2former.utils import comm
+from mask2former.utils.panoptic_ids import id2rgb
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class COCOPanopticEvaluator(DatasetEvaluator):
             segments_info = [self._convert_segment(s) for s in segments_info]
             file_name = os.path.splitext(os.path.basename(inp["file_name"]))[0] + ".png"
             with io.BytesIO() as buffer:
-                Image.fromarray(id_to_rgb(panoptic_img)).save(buffer, format="PNG")
+                Image.fromarray(id2rgb(panoptic_img)).save(buffer, format="PNG")
                 png = buffer.getvalue()
             self._predictions.append(
                 {

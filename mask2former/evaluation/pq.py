@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mask2former.evaluation.coco_format import rgb_to_id
+from mask2former.utils.panoptic_ids import rgb2id
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def read_panoptic_png(path: str) -> np.ndarray:
     rgb = np.asarray(Image.open(path), dtype=np.uint32)
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise ValueError(f"panoptic PNG {path} has shape {rgb.shape}; expected (H, W, 3) RGB")
-    return rgb_to_id(rgb[..., :3])
+    return rgb2id(rgb[..., :3])
 
 
 def _pq_stat_of_images(

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from mask2former.evaluation.coco_evaluation import instances_to_coco_json
-from mask2former.evaluation.coco_format import id_to_rgb
+from mask2former.utils.panoptic_ids import id2rgb
 
 __all__ = [
     "RawPredictionWriter",
@@ -126,7 +126,7 @@ class RawPredictionWriter:
             panoptic_ids = panoptic_ids.cpu().numpy().astype(np.int64)
             folder = os.path.join(self.output_dir, "panoptic")
             os.makedirs(folder, exist_ok=True)
-            Image.fromarray(id_to_rgb(panoptic_ids)).save(os.path.join(folder, f"{stem}.png"))
+            Image.fromarray(id2rgb(panoptic_ids)).save(os.path.join(folder, f"{stem}.png"))
             self._panoptic_annotations.append(
                 panoptic_annotation(panoptic_ids, segments_info, self.metadata, stem, f"{stem}.png")
             )

@@ -12,6 +12,7 @@ from PIL import Image
 
 from mask2former.data import DatasetCatalog, MetadataCatalog, register_demo
 from mask2former.data.demo_dataset import generate_demo_dataset, main
+from mask2former.utils.panoptic_ids import rgb2id
 from tests.optional import require_package
 
 
@@ -76,7 +77,7 @@ def test_semantic_png_agrees_with_panoptic(demo_root):
         panoptic = json.load(f)
     ann = panoptic["annotations"][0]
     pan = np.asarray(Image.open(os.path.join(demo_root, "panoptic_train", ann["file_name"])))
-    ids = pan[..., 0].astype(np.int64) + 256 * pan[..., 1] + 65536 * pan[..., 2]
+    ids = rgb2id(pan)
     sem = np.asarray(Image.open(os.path.join(demo_root, "sem_seg_train", ann["file_name"])))
     assert sem.ndim == 2
     for seg in ann["segments_info"]:

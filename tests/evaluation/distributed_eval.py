@@ -10,8 +10,8 @@ from mask2former.config import get_cfg
 from mask2former.data import DatasetCatalog, MetadataCatalog
 from mask2former.data.datasets import register_demo
 from mask2former.engine.trainer import evaluate
-from mask2former.evaluation.coco_format import rgb_to_id
 from mask2former.structures import Instances
+from mask2former.utils.panoptic_ids import rgb2id
 
 DATASET = "demo_shapes_val_panoptic"
 
@@ -29,7 +29,7 @@ class ShiftedTruthModel(torch.nn.Module):
         return [self._predict(self._records[item["image_id"]]) for item in batch]
 
     def _predict(self, record: dict) -> dict:
-        truth = rgb_to_id(np.asarray(Image.open(record["pan_seg_file_name"]).convert("RGB")))
+        truth = rgb2id(np.asarray(Image.open(record["pan_seg_file_name"]).convert("RGB")))
         ids = np.roll(truth, 2 * int(record["image_id"]), axis=1)
         segments = [s for s in record["segments_info"] if (ids == s["id"]).any()]
         labels = np.zeros(ids.shape, dtype=np.int64)  # void pixels count as class 0

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
-from mask2former.evaluation.coco_format import id_to_rgb
 from mask2former.structures import Boxes, Instances
+from mask2former.utils.panoptic_ids import id2rgb
 
 SIZE = 16
 # Dataset ids: box 1, ball 2 (things), sky 3 (stuff). Contiguous: box 0, ball 1, sky 2.
@@ -76,7 +76,7 @@ def register_tiny_panoptic(tmp_path, evaluator_type="coco_panoptic_seg"):
     sem_dir.mkdir()
     labels = gt_label_map()
     ids, segments = segments_from_labels(labels, with_area=True)
-    Image.fromarray(id_to_rgb(ids)).save(pan_dir / "img1.png")
+    Image.fromarray(id2rgb(ids)).save(pan_dir / "img1.png")
     sem = labels.astype(np.uint8)
     sem[0, 0] = 255  # one ignored pixel (sky in the panoptic ground truth)
     Image.fromarray(sem).save(sem_dir / "img1.png")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mask2former.evaluation.coco_format import id_to_rgb
+from mask2former.utils.panoptic_ids import id2rgb
 
 THING_IDS = (1, 2, 3, 5, 8)
 STUFF_IDS = (10, 11, 14)
@@ -121,8 +121,8 @@ def write_case(root: Path, seed: int, num_images: int = 3) -> dict:
         gt_ids, gt_segments = _ground_truth(rng, height, width)
         pred_ids, pred_segments = _prediction(rng, gt_ids, gt_segments, height, width)
         name = f"{image_id:06d}.png"
-        Image.fromarray(id_to_rgb(gt_ids)).save(root / "gt" / name)
-        Image.fromarray(id_to_rgb(pred_ids)).save(root / "pred" / name)
+        Image.fromarray(id2rgb(gt_ids)).save(root / "gt" / name)
+        Image.fromarray(id2rgb(pred_ids)).save(root / "pred" / name)
         gt_annotations.append(
             {"image_id": image_id, "file_name": name, "segments_info": gt_segments}
         )
