@@ -74,6 +74,11 @@ class Predictor:
                 f"Predictor expects (H, W, 3) numpy images in {self.input_format} order, got "
                 f"{type(image).__name__} of shape {shape}"
             )
+        if image.size == 0 or image.dtype.kind not in "uif":
+            raise ValueError(
+                f"Predictor expects (H, W, 3) uint8 images with at least one pixel, got shape "
+                f"{image.shape} and dtype {image.dtype}"
+            )
         if self.input_format != self.model_format:
             image = image[:, :, ::-1]
         height, width = image.shape[:2]
@@ -95,6 +100,11 @@ class Predictor:
         """
         if isinstance(images, np.ndarray):
             return self([images])[0]
+        if isinstance(images, torch.Tensor):  # iterating it would hide what was given
+            raise ValueError(
+                "Predictor expects (H, W, 3) numpy images, got a Tensor of shape "
+                f"{tuple(images.shape)}; pass image.numpy() for an HWC tensor"
+            )
         if len(images) == 0:
             return []
         return self.model([self.preprocess(image) for image in images])

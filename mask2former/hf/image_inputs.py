@@ -151,6 +151,13 @@ def to_chw_tensor(
         image = image.unsqueeze(0)
         input_data_format = "channels_first"
     image = _channels_first(image, input_data_format, name)
+    if image.shape[1] == 0 or image.shape[2] == 0:
+        raise ValueError(
+            f"{name}: got an empty image of shape {tuple(image.shape)} (C, H, W); expected at "
+            "least one pixel"
+        )
+    if image.dtype == torch.bool or image.is_complex():
+        raise ValueError(f"{name}: got pixels of dtype {image.dtype}; expected uint8 or float")
     if do_convert_rgb and not from_pil:
         image = _convert_tensor_to_rgb(image)
     return image.contiguous()

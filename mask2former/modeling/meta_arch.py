@@ -188,6 +188,11 @@ class MaskFormer(nn.Module):
             raise ValueError(
                 f"batched_inputs[{index}]['image'] must be {expected}, got dtype {image.dtype}"
             )
+        if image.shape[1] == 0 or image.shape[2] == 0:
+            raise ValueError(
+                f"batched_inputs[{index}]['image'] must be {expected} with at least one pixel, "
+                f"got shape {tuple(image.shape)}"
+            )
 
     def preprocess_images(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
         """Validate, normalise ((x - mean) / std) and pad the input images.
