@@ -10,7 +10,7 @@ import os
 import pycocotools.mask as mask_util
 
 from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
-from mask2former.data.datasets.paths import require_path
+from mask2former.data.datasets.paths import read_json, require_path
 from mask2former.data.detection_utils import BoxMode
 
 logger = logging.getLogger(__name__)
@@ -34,9 +34,10 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = N
     """
     from pycocotools.coco import COCO
 
-    require_path(json_file, dataset_name)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_api = COCO(json_file)
+    coco_api = COCO()
+    coco_api.dataset = read_json(json_file, dataset_name)
+    with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress
+        coco_api.createIndex()
     cat_ids = sorted(coco_api.getCatIds())
     id_map = {cat_id: i for i, cat_id in enumerate(cat_ids)}
     if dataset_name is not None:
@@ -74,12 +75,13 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = N
                         continue
                 obj["segmentation"] = segm
             obj["bbox_mode"] = BoxMode.XYWH_ABS
-            try:
-                obj["category_id"] = id_map[obj["category_id"]]
-            except KeyError as e:
-                raise KeyError(
-                    f"{json_file}: category_id={obj['category_id']} is not in 'categories'"
-                ) from e
+            if obj.get("category_id") not in id_map:
+                raise ValueError(
+                    f"{json_file}: annotation {anno.get('id')} of image {img['id']} has "
+                    f"category_id={obj.get('category_id')}, which is not in 'categories' "
+                    f"(ids {cat_ids})."
+                )
+            obj["category_id"] = id_map[obj["category_id"]]
             objs.append(obj)
         record["annotations"] = objs
         records.append(record)

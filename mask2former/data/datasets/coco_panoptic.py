@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
-from mask2former.data.datasets.paths import require_path
+from mask2former.data.datasets.paths import read_json, require_path
 
 __all__ = ["load_coco_panoptic_json", "register_coco_panoptic"]
 
 
-def _convert_segment(segment: dict, meta: dict) -> dict:
+def _convert_segment(segment: dict, meta: dict, json_file: str, png_name: str) -> dict:
     category_id = segment["category_id"]
     things = meta["thing_dataset_id_to_contiguous_id"]
+    stuff = meta["stuff_dataset_id_to_contiguous_id"]
     if category_id in things:
         segment["category_id"], segment["isthing"] = things[category_id], True
+    elif category_id in stuff:
+        segment["category_id"], segment["isthing"] = stuff[category_id], False
     else:
-        segment["category_id"] = meta["stuff_dataset_id_to_contiguous_id"][category_id]
-        segment["isthing"] = False
+        known = sorted(things.keys() | stuff.keys())
+        raise ValueError(
+            f"{json_file}: segment {segment.get('id')} of {png_name} has category_id="
+            f"{category_id}, which is not among the dataset's {len(known)} categories "
+            f"(ids {known[0]}..{known[-1]})."
+        )
     return segment
 
 
@@ -47,9 +53,7 @@ def load_coco_panoptic_json(
         image_ext: extension of the images.
         dataset_name: used in error messages.
     """
-    require_path(json_file, dataset_name)
-    with open(json_file) as f:
-        json_info = json.load(f)
+    json_info = read_json(json_file, dataset_name)
     image_sizes = {img["id"]: (img["height"], img["width"]) for img in json_info.get("images", [])}
     records = []
     for ann in json_info["annotations"]:
@@ -58,7 +62,10 @@ def load_coco_panoptic_json(
             "file_name": os.path.join(image_dir, stem + image_ext),
             "image_id": ann["image_id"],
             "pan_seg_file_name": os.path.join(gt_dir, ann["file_name"]),
-            "segments_info": [_convert_segment(dict(s), meta) for s in ann["segments_info"]],
+            "segments_info": [
+                _convert_segment(dict(s), meta, json_file, ann["file_name"])
+                for s in ann["segments_info"]
+            ],
         }
         if ann["image_id"] in image_sizes:
             record["height"], record["width"] = image_sizes[ann["image_id"]]
