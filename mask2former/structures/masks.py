@@ -17,20 +17,23 @@ def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
     Returns:
         (N, 4) float32 boxes in pixel-edge coordinates (x1 = last column + 1).
     """
-    boxes = torch.zeros(masks.shape[0], 4, dtype=torch.float32, device=masks.device)
     if masks.numel() == 0:
-        return boxes
-    masks = masks.bool()
-    x_any = masks.any(dim=1)
-    y_any = masks.any(dim=2)
-    for idx in range(masks.shape[0]):
-        xs = torch.where(x_any[idx])[0]
-        ys = torch.where(y_any[idx])[0]
-        if len(xs) > 0 and len(ys) > 0:
-            boxes[idx] = torch.tensor(
-                [xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], dtype=torch.float32, device=masks.device
-            )
-    return boxes
+        return torch.zeros(masks.shape[0], 4, dtype=torch.float32, device=masks.device)
+    # amax over uint8 is several times faster than any() over bool on CPU.
+    masks = masks.bool().view(torch.uint8)
+    x0, x1 = _first_and_end(masks.amax(dim=1).bool())  # columns holding a pixel: (N, W)
+    y0, y1 = _first_and_end(masks.amax(dim=2).bool())  # rows holding a pixel: (N, H)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
+    return boxes.where(x1.gt(0).unsqueeze(1), 0.0)
+
+
+def _first_and_end(flags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) first index holding True and last such index + 1 of each row of (N, L) flags
+    (L and 0 for a row without any)."""
+    positions = torch.arange(1, flags.shape[1] + 1, device=flags.device)
+    end = torch.where(flags, positions, 0).amax(dim=1)
+    first = torch.where(flags, positions - 1, flags.shape[1]).amin(dim=1)
+    return first, end
 
 
 class BitMasks:

@@ -199,14 +199,6 @@ def _tail_options(tasks: dict, before_inference: bool, num_classes: int) -> dict
     }
 
 
-def current_inference_tail(pred_logits, pred_masks, padded_size, image_sizes, output_sizes, **kw):
-    masks = F.interpolate(pred_masks, size=padded_size, mode="bilinear", align_corners=False)
-    return [
-        postprocessing.postprocess_image(cls, mask, image_size, out[0], out[1], **kw)
-        for cls, mask, image_size, out in zip(pred_logits, masks, image_sizes, output_sizes)
-    ]
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize(("tasks", "before_inference"), TASKS)
@@ -218,7 +210,7 @@ def test_inference_tail(kind, batch, tasks, before_inference):
     pred_masks = torch.stack([mask_logits for _, mask_logits in logits])
     padded_size = (4 * low_size[0], 4 * low_size[1])
     options = _tail_options(tasks, before_inference, num_classes)
-    got = current_inference_tail(
+    got = postprocessing.postprocess_batch(
         pred_logits, pred_masks, padded_size, image_sizes, output_sizes, **options
     )
     expected = reference.reference_inference_tail(
