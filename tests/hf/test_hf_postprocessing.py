@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from mask2former.hf import Mask2FormerImageProcessor
+from tests.optional import require_package
 
-transformers = pytest.importorskip("transformers")
+transformers = require_package("transformers")
 
 
 def _same(got, expected) -> bool:
