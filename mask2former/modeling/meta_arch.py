@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from mask2former.config import configurable
 from mask2former.modeling.backbone.backbone import Backbone
@@ -19,7 +18,7 @@ from mask2former.modeling.backbone.build import build_backbone
 from mask2former.modeling.criterion import SetCriterion
 from mask2former.modeling.heads.mask_former_head import build_sem_seg_head
 from mask2former.modeling.matcher import HungarianMatcher
-from mask2former.modeling.postprocessing import postprocess_image
+from mask2former.modeling.postprocessing import postprocess_batch
 from mask2former.modeling.registry import META_ARCH_REGISTRY
 from mask2former.structures import ImageList, Instances
 
@@ -250,36 +249,24 @@ class MaskFormer(nn.Module):
             # Losses without a weight are dropped, as in the original.
             return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
 
-        mask_cls_results = outputs["pred_logits"]
-        mask_pred_results = F.interpolate(
+        return postprocess_batch(
+            outputs["pred_logits"],
             outputs["pred_masks"],
-            size=(images.tensor.shape[-2], images.tensor.shape[-1]),
-            mode="bilinear",
-            align_corners=False,
+            (images.tensor.shape[-2], images.tensor.shape[-1]),
+            images.image_sizes,
+            [
+                (inputs.get("height", image_size[0]), inputs.get("width", image_size[1]))
+                for inputs, image_size in zip(batched_inputs, images.image_sizes)
+            ],
+            semantic_on=self.semantic_on,
+            panoptic_on=self.panoptic_on,
+            instance_on=self.instance_on,
+            sem_seg_postprocess_before_inference=self.sem_seg_postprocess_before_inference,
+            object_mask_threshold=self.object_mask_threshold,
+            overlap_threshold=self.overlap_threshold,
+            test_topk_per_image=self.test_topk_per_image,
+            thing_ids=self.thing_ids,
         )
-        del outputs
-        processed_results = []
-        for mask_cls, mask_pred, inputs, image_size in zip(
-            mask_cls_results, mask_pred_results, batched_inputs, images.image_sizes
-        ):
-            processed_results.append(
-                postprocess_image(
-                    mask_cls,
-                    mask_pred,
-                    image_size,
-                    inputs.get("height", image_size[0]),
-                    inputs.get("width", image_size[1]),
-                    semantic_on=self.semantic_on,
-                    panoptic_on=self.panoptic_on,
-                    instance_on=self.instance_on,
-                    sem_seg_postprocess_before_inference=self.sem_seg_postprocess_before_inference,
-                    object_mask_threshold=self.object_mask_threshold,
-                    overlap_threshold=self.overlap_threshold,
-                    test_topk_per_image=self.test_topk_per_image,
-                    thing_ids=self.thing_ids,
-                )
-            )
-        return processed_results
 
     def prepare_targets(
         self, targets: list[Instances], images: ImageList
