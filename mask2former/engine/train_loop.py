@@ -103,6 +103,12 @@ class TrainerBase:
         raise NotImplementedError
 
 
+_DIVERGENCE_ADVICE = (
+    "Lower SOLVER.BASE_LR, enable SOLVER.CLIP_GRADIENTS, or set SOLVER.AMP.ENABLED False; "
+    "resume from the last checkpoint in OUTPUT_DIR with --resume."
+)
+
+
 def _autocast_context(enabled: bool, device_type: str) -> contextlib.AbstractContextManager:
     """fp16 autocast on CUDA, bf16 autocast on CPU, or nothing."""
     if not enabled:
@@ -160,8 +166,15 @@ class SimpleTrainer(TrainerBase):
         data_time = time.perf_counter() - start
 
         device_type = "cuda" if next(self.model.parameters()).is_cuda else "cpu"
-        with _autocast_context(self.amp, device_type):
-            loss_dict = self.model(data)
+        try:
+            with _autocast_context(self.amp, device_type):
+                loss_dict = self.model(data)
+        except FloatingPointError as e:
+            # Predictions that are already NaN/inf stop the matcher before any loss exists.
+            raise FloatingPointError(
+                f"Non-finite predictions at iteration={self.iter}, before the losses: {e} "
+                f"{_DIVERGENCE_ADVICE}"
+            ) from e
         if isinstance(loss_dict, torch.Tensor):
             loss_dict = {"total_loss": loss_dict}
         losses = sum(loss.float() for loss in loss_dict.values())
@@ -197,9 +210,7 @@ class SimpleTrainer(TrainerBase):
                 losses = ", ".join(f"{k}={v:.4g}" for k, v in rank_metrics.items())
                 raise FloatingPointError(
                     f"Loss became infinite or NaN at iteration={self.iter} on rank {rank}: "
-                    f"{losses}. Training stopped before the optimizer step. Lower "
-                    "SOLVER.BASE_LR, enable SOLVER.CLIP_GRADIENTS, or set SOLVER.AMP.ENABLED "
-                    "False; resume from the last checkpoint in OUTPUT_DIR with --resume."
+                    f"{losses}. Training stopped before the optimizer step. {_DIVERGENCE_ADVICE}"
                 )
         if not comm.is_main_process():
             return

@@ -7,6 +7,7 @@ two mask costs evaluated on one set of random points shared by all masks of an i
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
@@ -139,6 +140,9 @@ class HungarianMatcher(nn.Module):
         Returns:
             B pairs (query_indices, target_indices), int64 CPU tensors of length min(Q, T_b);
             query indices are increasing.
+
+        Raises:
+            FloatingPointError: the predictions (hence the costs) are NaN or infinite.
         """
         batch_size = outputs["pred_logits"].shape[0]
         if len(targets) != batch_size:
@@ -148,7 +152,16 @@ class HungarianMatcher(nn.Module):
             cost = self.cost_matrix(
                 outputs["pred_logits"][image_idx], outputs["pred_masks"][image_idx], target
             )
-            query_idx, target_idx = linear_sum_assignment(cost.cpu().numpy())
+            cost = cost.cpu().numpy()
+            if not np.isfinite(cost).all():
+                # scipy would only say "matrix contains invalid numeric entries".
+                raise FloatingPointError(
+                    f"The matching cost of image {image_idx} is NaN or infinite: the model's "
+                    "predictions are not finite (pred_logits finite: "
+                    f"{bool(outputs['pred_logits'][image_idx].isfinite().all())}, pred_masks "
+                    f"finite: {bool(outputs['pred_masks'][image_idx].isfinite().all())})."
+                )
+            query_idx, target_idx = linear_sum_assignment(cost)
             indices.append(
                 (
                     torch.as_tensor(query_idx, dtype=torch.int64),
