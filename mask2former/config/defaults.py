@@ -369,6 +369,9 @@ _C.SOLVER.WARMUP_ITERS = 1000
 _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.RESCALE_INTERVAL = False
 _C.SOLVER.CHECKPOINT_PERIOD = 5000
+# Not in the original: keep only the newest N periodic checkpoints (0 keeps all, as the
+# original); model_final.pth and the one last_checkpoint names are never deleted.
+_C.SOLVER.CHECKPOINT_MAX_KEEP = 0
 # Total batch size over all workers.
 _C.SOLVER.IMS_PER_BATCH = 16
 # Non-zero: rescale batch size, LR and schedule from this world size to the actual one.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,6 +20,8 @@ from mask2former.engine.train_loop import HookBase
 from mask2former.utils import comm
 
 logger = logging.getLogger(__name__)
+
+_PERIODIC_NAME = re.compile(r"model_\d{7}\.pth")
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -108,13 +112,17 @@ class PeriodicCheckpointer(HookBase):
     that a resumed run continues with the same random numbers; only rank 0 writes.
 
     Args:
-        checkpointer: a ``DetectionCheckpointer`` (``save(name, **extra)``).
+        checkpointer: a ``DetectionCheckpointer`` (``save(name, **extra)``, ``save_dir``).
         period: iterations between checkpoints (<= 0: only the final one).
+        max_keep: keep only the newest ``max_keep`` periodic checkpoints in ``save_dir``
+            (``SOLVER.CHECKPOINT_MAX_KEEP``; <= 0 keeps all). ``model_final.pth`` and the file
+            ``last_checkpoint`` names are never deleted.
     """
 
-    def __init__(self, checkpointer: Any, period: int):
+    def __init__(self, checkpointer: Any, period: int, max_keep: int = 0):
         self.checkpointer = checkpointer
         self.period = period
+        self.max_keep = max_keep
 
     def after_step(self) -> None:
         iteration = self.trainer.iter
@@ -129,6 +137,20 @@ class PeriodicCheckpointer(HookBase):
         if not comm.is_main_process():
             return
         self.checkpointer.save(name, iteration=iteration, rng_states=rng_states)
+        if self.max_keep > 0:
+            self._delete_old_checkpoints()
+
+    def _delete_old_checkpoints(self) -> None:
+        save_dir = self.checkpointer.save_dir
+        if not save_dir or not os.path.isdir(save_dir):
+            return
+        # Scanning the folder (not remembering this run's saves) also prunes a resumed run's.
+        periodic = sorted(f for f in os.listdir(save_dir) if _PERIODIC_NAME.fullmatch(f))
+        protected = os.path.basename(self.checkpointer.get_checkpoint_file())
+        for name in periodic[: -self.max_keep]:
+            if name != protected:
+                os.remove(os.path.join(save_dir, name))
+                logger.info("Deleted old checkpoint %s (SOLVER.CHECKPOINT_MAX_KEEP)", name)
 
 
 def flatten_results_dict(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -130,7 +130,9 @@ class Trainer(SimpleTrainer):
         hook_list: list[hooks.HookBase] = [
             hooks.IterationTimer(),
             hooks.LRScheduler(self.optimizer, self.scheduler),
-            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+            hooks.PeriodicCheckpointer(
+                self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, cfg.SOLVER.CHECKPOINT_MAX_KEEP
+            ),
             hooks.EvalHook(cfg.TEST.EVAL_PERIOD, lambda: evaluate(cfg, _unwrap(self.model))),
         ]
         if comm.is_main_process():

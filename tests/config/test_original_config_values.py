@@ -19,6 +19,8 @@ EXTRA_KEYS = {
     "TEST.AMP.ENABLED": False,
     "TEST.AMP.DTYPE": "bfloat16",
     "TEST.IMS_PER_BATCH": 1,
+    # Pruning of old periodic checkpoints, off by default.
+    "SOLVER.CHECKPOINT_MAX_KEEP": 0,
 }
 
 
