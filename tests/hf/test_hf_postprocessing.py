@@ -23,8 +23,31 @@ def _same(got, expected) -> bool:
     return got == expected
 
 
+def _trained_like(generator: torch.Generator) -> SimpleNamespace:
+    """Logits like a trained model's: confident classes (few, so that labels repeat and fuse),
+    sharp overlapping disc masks, and exact ties (query 1 repeats query 0)."""
+    batch, num_queries, num_classes, height, width = 2, 40, 20, 24, 32
+    class_logits = torch.randn(batch, num_queries, num_classes + 1, generator=generator)
+    labels = torch.randint(0, 6, (batch, num_queries), generator=generator)
+    labels[:, ::3] = num_classes  # a third say "no object"
+    confidence = 3 + 6 * torch.rand(batch, num_queries, generator=generator)
+    class_logits.scatter_add_(-1, labels[..., None], confidence[..., None])
+    rows = torch.arange(height, dtype=torch.float32).view(1, 1, -1, 1)
+    cols = torch.arange(width, dtype=torch.float32).view(1, 1, 1, -1)
+    centre_y = torch.rand(batch, num_queries, 1, 1, generator=generator) * height
+    centre_x = torch.rand(batch, num_queries, 1, 1, generator=generator) * width
+    radius = 2 + torch.rand(batch, num_queries, 1, 1, generator=generator) * 10
+    distance = ((rows - centre_y) ** 2 + (cols - centre_x) ** 2).sqrt()
+    masks = 4 * (radius - distance) + 0.3 * torch.randn(distance.shape, generator=generator)
+    class_logits[:, 1], masks[:, 1] = class_logits[:, 0], masks[:, 0]
+    return SimpleNamespace(class_queries_logits=class_logits, masks_queries_logits=masks)
+
+
 def _outputs(kind: str) -> SimpleNamespace:
-    generator = torch.Generator().manual_seed({"mixed": 0, "confident": 1, "empty": 2}[kind])
+    seeds = {"mixed": 0, "confident": 1, "empty": 2, "trained": 3}
+    generator = torch.Generator().manual_seed(seeds[kind])
+    if kind == "trained":
+        return _trained_like(generator)
     class_logits = torch.randn(2, 10, 6, generator=generator)
     if kind == "confident":
         class_logits = class_logits * 4
@@ -42,7 +65,9 @@ def processors():
     return Mask2FormerImageProcessor(), transformers.Mask2FormerImageProcessor()
 
 
-@pytest.mark.parametrize(("kind", "target_sizes"), [("mixed", None), ("confident", SIZES)])
+@pytest.mark.parametrize(
+    ("kind", "target_sizes"), [("mixed", None), ("confident", SIZES), ("trained", SIZES)]
+)
 def test_semantic(processors, kind, target_sizes):
     ours, theirs = processors
     outputs = _outputs(kind)
@@ -58,6 +83,9 @@ def test_semantic(processors, kind, target_sizes):
         ("confident", {"threshold": 0.05, "return_coco_annotation": True}),
         ("mixed", {"threshold": 0.05, "return_binary_maps": True, "target_sizes": SIZES}),
         ("empty", {"target_sizes": SIZES}),
+        ("trained", {}),
+        ("trained", {"threshold": 0.3, "target_sizes": SIZES}),
+        ("trained", {"threshold": 0.3, "return_binary_maps": True}),
     ],
 )
 def test_instance(processors, kind, options):
@@ -82,6 +110,9 @@ def test_instance(processors, kind, options):
         ),
         ("empty", {}),
         ("empty", {"target_sizes": SIZES}),
+        ("trained", {"label_ids_to_fuse": {3, 4, 5}}),
+        ("trained", {"label_ids_to_fuse": {0, 1}, "target_sizes": SIZES}),
+        ("trained", {"threshold": 0.8, "overlap_mask_area_threshold": 0.5}),
     ],
 )
 def test_panoptic(processors, kind, options):

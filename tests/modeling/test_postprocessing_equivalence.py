@@ -219,3 +219,21 @@ def test_inference_tail(kind, batch, tasks, before_inference):
     assert len(got) == len(expected) == 2
     for got_image, expected_image in zip(got, expected):
         assert_same_results(got_image, expected_image)
+
+
+def test_inputs_are_not_modified():
+    """The fast paths work in place on their own copies, never on the caller's tensors."""
+    class_logits, mask_logits = make_logits("trained", 16, 5, 9, 13)
+    masks = upsampled(mask_logits, (36, 52))
+    saved = (class_logits.clone(), mask_logits.clone(), masks.clone())
+    options = {"object_mask_threshold": 0.2, "overlap_threshold": 0.3, "thing_ids": [0, 1]}
+    postprocessing.semantic_inference(class_logits, masks)
+    postprocessing.panoptic_inference(class_logits, masks, **options)
+    postprocessing.instance_inference(class_logits, masks, test_topk_per_image=10)
+    tail = {**_tail_options(TASKS[0][0], True, 5), **options}
+    postprocessing.postprocess_image(class_logits, masks, (36, 52), 36, 52, **tail)
+    postprocessing.postprocess_batch(
+        class_logits[None], mask_logits[None], (36, 52), [(36, 52)], [(36, 52)], **tail
+    )
+    for before, after in zip(saved, (class_logits, mask_logits, masks)):
+        assert torch.equal(before, after)
