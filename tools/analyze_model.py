@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Count a config's model parameters, FLOPs and activations (fvcore).
+"""Count a config's model parameters, FLOPs (torch's FlopCounterMode) and activations (fvcore).
 
 Examples::
 
@@ -26,7 +26,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from fvcore.nn import flop_count_table
 
 from mask2former.checkpoint import DetectionCheckpointer
 from mask2former.config import get_cfg
@@ -35,9 +34,9 @@ from mask2former.modeling import build_model
 from mask2former.utils.analysis import (
     activation_count_analysis,
     build_model_on_meta,
-    flop_count_analysis,
     parameter_counts,
 )
+from mask2former.utils.flop_count import count_flops, flop_table
 
 logger = logging.getLogger("mask2former.analyze_model")
 
@@ -146,16 +145,14 @@ def do_flop(cfg, args: argparse.Namespace) -> None:
     model = _load_model(cfg)
     by_operator: Counter[str] = Counter()
     totals = []
-    analysis = None
-    for index, inputs in enumerate(itertools.islice(_inputs(cfg, args), args.num_inputs)):
-        analysis = flop_count_analysis(model, inputs)
-        if index > 0:
-            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        by_operator += analysis.by_operator()
-        totals.append(analysis.total())
-    if analysis is None:
+    counts = None
+    for inputs in itertools.islice(_inputs(cfg, args), args.num_inputs):
+        counts = count_flops(model, inputs)
+        by_operator += counts.by_operator
+        totals.append(counts.total)
+    if counts is None:
         raise SystemExit("no input to count FLOPs on (--num-inputs must be >= 1)")
-    print("FLOP table of the last input:\n" + flop_count_table(analysis, max_depth=3))
+    print("FLOP table of the last input:\n" + flop_table(model, counts, max_depth=3))
     print("Average GFLOPs per operator:")
     for op, flops in sorted(by_operator.items(), key=lambda kv: -kv[1]):
         print(f"  {op}: {flops / len(totals) / 1e9:.4g}")

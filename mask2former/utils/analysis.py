@@ -1,16 +1,8 @@
-"""Model statistics with fvcore: parameters, FLOPs, activations (``tools/analyze_model.py``).
+"""Model statistics: parameter counts and activations (fvcore), see ``tools/analyze_model.py``.
 
-fvcore traces the model with ``torch.jit``; :class:`TracingAdapter` turns the detectron2-style
-list-of-dicts interface into tensors in and tensors out. Multi-scale deformable attention gets
-its own FLOP handle whichever way it shows up in the traced graph:
-
-- the compiled kernel, op ``mask2former::ms_deform_attn_forward``;
-- the PyTorch reference, one ``aten::grid_sampler`` per feature level.
-
-Both count, per sampled point and channel, 4 multiply-adds for the bilinear interpolation and
-1 for the attention weighting, so the totals agree between backends. (fvcore's default
-``grid_sampler`` handle counts only the 4; the weighting there is an elementwise multiply and
-sum, which fvcore does not count.)
+FLOPs are counted by :mod:`mask2former.utils.flop_count`. fvcore's activation count traces the
+model with ``torch.jit``; :class:`TracingAdapter` turns the detectron2-style list-of-dicts
+interface into tensors in and tensors out. The MSDeformAttn kernel op counts its output.
 """
 
 from __future__ import annotations
@@ -21,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+from fvcore.nn import ActivationCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
@@ -31,31 +23,11 @@ __all__ = [
     "MSDA_OP_NAME",
     "TracingAdapter",
     "activation_count_analysis",
-    "flop_count_analysis",
-    "msda_flop_jit",
-    "grid_sampler_flop_jit",
+    "build_model_on_meta",
     "parameter_counts",
 ]
 
 MSDA_OP_NAME = "mask2former::ms_deform_attn_forward"
-# Multiply-adds per sampled point and channel: 4 bilinear corner weights + 1 attention weight.
-_MACS_PER_SAMPLE = 5
-
-
-def msda_flop_jit(inputs: list[Any], outputs: list[Any]) -> int:
-    """FLOPs of the MSDeformAttn kernel op.
-
-    Inputs are (value (N, S, M, D), spatial_shapes, level_start_index, sampling_locations
-    (N, Lq, M, L, P, 2), attention_weights (N, Lq, M, L, P)).
-    """
-    value_shape = get_shape(inputs[0])
-    weight_shape = get_shape(inputs[4])
-    return _MACS_PER_SAMPLE * math.prod(weight_shape) * value_shape[-1]
-
-
-def grid_sampler_flop_jit(inputs: list[Any], outputs: list[Any]) -> int:
-    """FLOPs of one ``grid_sample`` of the MSDeformAttn reference: output (N*M, D, Lq, P)."""
-    return _MACS_PER_SAMPLE * math.prod(get_shape(outputs[0]))
 
 
 def msda_activation_jit(inputs: list[Any], outputs: list[Any]) -> int:
@@ -99,15 +71,6 @@ class TracingAdapter(nn.Module):
     def forward(self, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         batched = [dict(x, image=image) for x, image in zip(self.inputs, images)]
         return tuple(_flatten_outputs(self.model(batched)))
-
-
-def flop_count_analysis(model: nn.Module, inputs: list[dict[str, Any]]) -> FlopCountAnalysis:
-    """fvcore FLOP analysis of ``model(inputs)`` with the MSDeformAttn handles."""
-    adapter = TracingAdapter(model, inputs)
-    analysis = FlopCountAnalysis(adapter, adapter.flattened_images())
-    analysis.set_op_handle(MSDA_OP_NAME, msda_flop_jit)
-    analysis.set_op_handle("aten::grid_sampler", grid_sampler_flop_jit)
-    return analysis
 
 
 def activation_count_analysis(

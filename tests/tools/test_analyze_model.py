@@ -8,19 +8,17 @@ import re
 import numpy as np
 import pytest
 import torch
-from fvcore.nn import FlopCountAnalysis
 from PIL import Image
 from torch import nn
 
 from mask2former.data import DatasetCatalog
+from mask2former.layers import _msda_build
 from mask2former.layers.ms_deform_attn_reference import ms_deform_attn_reference
 from mask2former.modeling import build_model
-from mask2former.utils.analysis import (
-    grid_sampler_flop_jit,
-    msda_flop_jit,
-    parameter_counts,
-)
+from mask2former.utils.analysis import parameter_counts
+from mask2former.utils.flop_count import count_flops
 from tests.cli_helpers import REPO_ROOT, run_cli
+from tests.optional import unavailable
 from tests.tiny_config import BASE_CONFIG, tiny_cfg
 
 # N, Lq, heads M, levels L, points P, channels per head D
@@ -53,34 +51,24 @@ class _ReferenceMSDA(nn.Module):
         return ms_deform_attn_reference(value, SHAPES, start, locations, weights)
 
 
-@torch.library.custom_op("m2f_analysis_test::msda", mutates_args=())
-def _custom_msda(
-    value: torch.Tensor,
-    spatial_shapes: torch.Tensor,
-    level_start_index: torch.Tensor,
-    sampling_locations: torch.Tensor,
-    attention_weights: torch.Tensor,
-) -> torch.Tensor:
-    return ms_deform_attn_reference(
-        value, spatial_shapes, level_start_index, sampling_locations, attention_weights
-    )
-
-
-class _CustomOpMSDA(nn.Module):
+class _KernelMSDA(nn.Module):
     def forward(self, value, locations, weights):
         start = torch.cat([SHAPES.new_zeros(1), (SHAPES[:, 0] * SHAPES[:, 1]).cumsum(0)[:-1]])
-        return _custom_msda(value, SHAPES, start, locations, weights)
+        return torch.ops.mask2former.ms_deform_attn_forward(
+            value, SHAPES, start, locations, weights
+        )
 
 
 def test_msda_flops_agree_between_reference_and_kernel_op():
     inputs = _msda_inputs()
-    reference = FlopCountAnalysis(_ReferenceMSDA(), inputs)
-    reference.set_op_handle("aten::grid_sampler", grid_sampler_flop_jit)
-    assert reference.by_operator()["grid_sampler"] == EXPECTED_MSDA_FLOPS
+    reference = count_flops(_ReferenceMSDA(), *inputs)
+    assert reference.by_operator["grid_sampler_2d"] == EXPECTED_MSDA_FLOPS
 
-    kernel = FlopCountAnalysis(_CustomOpMSDA(), inputs)
-    kernel.set_op_handle("m2f_analysis_test::msda", msda_flop_jit)
-    assert kernel.by_operator()["msda"] == EXPECTED_MSDA_FLOPS
+    status = _msda_build.load_extension()
+    if not status.loaded:
+        unavailable(f"needs the compiled MSDeformAttn kernels ({status.origin})", ci_has_it=True)
+    kernel = count_flops(_KernelMSDA(), *inputs)
+    assert kernel.by_operator == {"ms_deform_attn_forward": EXPECTED_MSDA_FLOPS}
 
 
 def test_parameter_counts_per_top_level_module():
@@ -103,7 +91,7 @@ def test_flop_and_activation_tasks_count_the_pixel_decoder_msda(capsys):
     # One encoder layer over res3..res5 (8x8, 4x4, 2x2 tokens, each a query), MASK_FORMER.NHEADS
     # = 4 heads of 32 / 4 channels, 3 levels, 4 points (fixed, as in the original).
     expected = 5 * (64 + 16 + 4) * 4 * 3 * 4 * 8
-    match = re.search(r"^  (?:grid_sampler|ms_deform_attn_forward): ([0-9.e-]+)$", out, re.M)
+    match = re.search(r"^  (?:grid_sampler_2d|ms_deform_attn_forward): ([0-9.e-]+)$", out, re.M)
     assert match, out
     assert float(match.group(1)) * 1e9 == pytest.approx(expected, rel=1e-3)
 
