@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
@@ -47,11 +48,17 @@ class PositionEmbeddingSine(nn.Module):
         Returns:
             (B, 2 * num_pos_feats, H, W) float32.
         """
+        batch, _, height, width = x.shape
         if mask is None:
-            mask = torch.zeros((x.size(0), x.size(2), x.size(3)), device=x.device, dtype=torch.bool)
-        not_mask = ~mask
-        y_pos = not_mask.cumsum(1, dtype=torch.float32)
-        x_pos = not_mask.cumsum(2, dtype=torch.float32)
+            # Without padding, y depends on the row only and x on the column only: embed one
+            # column (B, H, 1) and one row (B, 1, W) and broadcast (the same values).
+            ones = partial(torch.ones, device=x.device, dtype=torch.float32)
+            y_pos = ones((batch, height, 1)).cumsum(1)
+            x_pos = ones((batch, 1, width)).cumsum(2)
+        else:
+            not_mask = ~mask
+            y_pos = not_mask.cumsum(1, dtype=torch.float32)
+            x_pos = not_mask.cumsum(2, dtype=torch.float32)
         if self.normalize:
             eps = 1e-6
             y_pos = y_pos / (y_pos[:, -1:, :] + eps) * self.scale
@@ -65,9 +72,8 @@ class PositionEmbeddingSine(nn.Module):
             angles = positions[:, :, :, None] / frequencies
             return torch.stack((angles[..., 0::2].sin(), angles[..., 1::2].cos()), dim=4).flatten(3)
 
-        return torch.cat((interleave_sin_cos(y_pos), interleave_sin_cos(x_pos)), dim=3).permute(
-            0, 3, 1, 2
-        )
+        embeddings = torch.broadcast_tensors(interleave_sin_cos(y_pos), interleave_sin_cos(x_pos))
+        return torch.cat(embeddings, dim=3).permute(0, 3, 1, 2)
 
     def extra_repr(self) -> str:
         return (

@@ -23,6 +23,12 @@ def _tensor_key(tensor: torch.Tensor | None) -> tuple:
     return (tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device, tensor.shape)
 
 
+def flatten_spatial(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, H * W, C) tokens; a view (no copy) for contiguous and channels-last
+    maps alike."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` followed by an optional ``norm`` submodule and ``activation`` callable.
 

@@ -82,13 +82,19 @@ class ResNet(Backbone):
         self.freeze(freeze_at)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Args: x (N, C_in, H, W). Returns: name -> (N, C_name, H / s_name, W / s_name)."""
+        """Args: x (N, C_in, H, W). Returns: name -> (N, C_name, H / s_name, W / s_name),
+        channels-last in eval mode on CPU."""
         if x.dim() != 4 or x.shape[1] != self.stem.in_channels:
             raise ValueError(
                 f"ResNet expects an input of shape (N, {self.stem.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )
         outputs = {}
+        if not self.training and x.device.type == "cpu":
+            # oneDNN convolutions run faster in NHWC (measured: bench/network.py); the features
+            # come out channels-last (same shapes and values; the heads are layout-agnostic).
+            # Training keeps the input's layout so its numerics are unchanged.
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
         if "stem" in self._out_features:
             outputs["stem"] = x

@@ -20,7 +20,7 @@ from mask2former.layers.batch_norm import get_norm
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.shape_spec import ShapeSpec
 from mask2former.layers.weight_init import c2_xavier_fill
-from mask2former.layers.wrappers import Conv2d
+from mask2former.layers.wrappers import Conv2d, flatten_spatial
 from mask2former.modeling.pixel_decoder.fpn import NUM_MULTI_SCALE_FEATURES
 from mask2former.modeling.pixel_decoder.ms_deform_attn import MSDeformAttn
 from mask2former.modeling.registry import PIXEL_DECODER_REGISTRY
@@ -71,7 +71,7 @@ class MSDeformAttnTransformerEncoderLayer(nn.Module):
             src + pos, reference_points, src, spatial_shapes, level_start_index
         )
         src = self.norm1(src + self.dropout1(attended))
-        hidden = self.linear2(self.dropout2(F.relu(self.linear1(src))))
+        hidden = self.linear2(self.dropout2(F.relu(self.linear1(src), inplace=True)))
         return self.norm2(src + self.dropout3(hidden))
 
 
@@ -178,10 +178,10 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         Returns:
             memory (N, S, C), spatial_shapes (L, 2) int64, level_start_index (L,) int64.
         """
-        src_flatten = torch.cat([src.flatten(2).transpose(1, 2) for src in srcs], 1)
+        src_flatten = torch.cat([flatten_spatial(src) for src in srcs], 1)
         pos_flatten = torch.cat(
             [
-                pos.flatten(2).transpose(1, 2) + self.level_embed[level].view(1, 1, -1)
+                flatten_spatial(pos) + self.level_embed[level].view(1, 1, -1)
                 for level, pos in enumerate(pos_embeds)
             ],
             1,

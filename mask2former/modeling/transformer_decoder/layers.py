@@ -168,7 +168,7 @@ class FFNLayer(nn.Module):
     def forward(self, tgt: torch.Tensor) -> torch.Tensor:
         """Args: tgt (Q, B, C). Returns: (Q, B, C)."""
         x = self.norm(tgt) if self.normalize_before else tgt
-        tgt = tgt + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x)))))
+        tgt = tgt + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x), inplace=True))))
         return tgt if self.normalize_before else self.norm(tgt)
 
 
@@ -187,5 +187,5 @@ class MLP(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < self.num_layers - 1:
-                x = F.relu(x)
+                x = F.relu(x, inplace=True)
         return x

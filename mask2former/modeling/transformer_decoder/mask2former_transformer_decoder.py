@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from mask2former.config.configurable import configurable
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.weight_init import c2_xavier_fill
-from mask2former.layers.wrappers import Conv2d
+from mask2former.layers.wrappers import Conv2d, flatten_spatial
 from mask2former.modeling.registry import TRANSFORMER_DECODER_REGISTRY, get_from_registry
 from mask2former.modeling.transformer_decoder.layers import (
     MLP,
@@ -200,11 +200,11 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         sources, positions, sizes = [], [], []
         for level in range(self.num_feature_levels):
             sizes.append(tuple(x[level].shape[-2:]))
-            # (B, C, H, W) -> (HW, B, C)
-            positions.append(self.pe_layer(x[level], None).flatten(2).permute(2, 0, 1))
-            source = self.input_proj[level](x[level]).flatten(2)
-            source = source + self.level_embed.weight[level][None, :, None]
-            sources.append(source.permute(2, 0, 1))
+            # (B, C, H, W) -> (HW, B, C), as views whatever the maps' memory layout
+            positions.append(flatten_spatial(self.pe_layer(x[level], None)).transpose(0, 1))
+            source = flatten_spatial(self.input_proj[level](x[level]))
+            source = source + self.level_embed.weight[level]
+            sources.append(source.transpose(0, 1))
 
         batch = sources[0].shape[1]
         query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
@@ -268,6 +268,10 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         decoder_output = self.decoder_norm(output).transpose(0, 1)
         outputs_class = self.class_embed(decoder_output)
         mask_embed = self.mask_embed(decoder_output)
-        outputs_mask = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
+        # (B, Q, C) @ (B, C, HW): the features are read in place, contiguous or channels-last
+        pixels = flatten_spatial(mask_features).transpose(1, 2)
+        outputs_mask = torch.bmm(mask_embed, pixels).view(
+            mask_embed.shape[0], mask_embed.shape[1], *mask_features.shape[-2:]
+        )
         attn_mask = compute_attention_mask(outputs_mask, attn_mask_target_size, self.num_heads)
         return outputs_class, outputs_mask, decoder_output, attn_mask
