@@ -120,12 +120,13 @@ def _panoptic_segments(
     """``panoptic_inference`` on the kept queries: (N, H, W) mask probabilities (overwritten),
     (N,) scores and labels. Areas come from one pass over the winner map instead of one
     per query."""
-    panoptic_seg = torch.zeros(image_size, dtype=torch.int32, device=mask_probs.device)
+    void = torch.zeros(image_size, dtype=torch.int32, device=mask_probs.device)
     num_kept = mask_probs.shape[0]
     if num_kept == 0:
-        return panoptic_seg, []
+        return void, []
     confident = mask_probs >= 0.5  # (N, H, W)
-    confident_areas = confident.flatten(1).sum(1)
+    # Counting over uint8 into int32 avoids an int64 copy of the whole bool tensor.
+    confident_areas = confident.view(torch.uint8).flatten(1).sum(1, dtype=torch.int32)
     # max(0) gives argmax's indices (the first maximum) several times faster on CPU.
     winner = mask_probs.mul_(scores.view(-1, 1, 1)).max(0).indices  # (H, W)
     # A pixel belongs to its winner's segment when the winner is confident there.
@@ -156,10 +157,10 @@ def _panoptic_segments(
             stuff_segment_ids[pred_class] = segment_id
         segment_of_query[k] = segment_id
         segments_info.append({"id": segment_id, "isthing": isthing, "category_id": pred_class})
-    if segments_info:
-        segment_ids = torch.tensor(segment_of_query, dtype=torch.int32, device=winner.device)
-        panoptic_seg = torch.where(confident_winner, segment_ids[winner], panoptic_seg)
-    return panoptic_seg, segments_info
+    if not segments_info:
+        return void, []
+    segment_ids = torch.tensor(segment_of_query, dtype=torch.int32, device=winner.device)
+    return torch.where(confident_winner, segment_ids[winner], 0), segments_info
 
 
 def topk_query_class_pairs(
