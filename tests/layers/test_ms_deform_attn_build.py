@@ -1,6 +1,6 @@
 """The CUDA kernel source compiles with nvcc; no GPU needed.
 
-CI's image has nvcc (CUDA 13.0) and pip's CUDA build of torch, so under
+CI's image has nvcc and pip's (CUDA) build of torch, so under
 MASK2FORMER_TEST_STRICT=1 a missing one fails this test instead of skipping it.
 """
 

@@ -21,8 +21,8 @@ STAGES = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"
 
 @pytest.fixture(scope="module")
 def torchvision_r50(tmp_path_factory):
-    """A random-initialised torchvision resnet50 with non-trivial BN statistics, its .pth and
-    the converter's .pkl of it."""
+    """A random-initialised torchvision resnet50 with non-trivial BN statistics converted by
+    the tool; its stage features on a float32 image and (smaller) in float64."""
     torchvision = require_package("torchvision")
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()
@@ -44,7 +44,13 @@ def torchvision_r50(tmp_path_factory):
         runpy.run_path(str(CONVERTER), run_name="__main__")
     finally:
         sys.argv = argv
-    return model, pkl
+    image = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    # float64 convolutions are slow on CPU: a smaller image.
+    small = image[..., :32, :48].double()
+    with torch.no_grad():
+        expected = _torchvision_stages(model, image)
+        expected64 = _torchvision_stages(copy.deepcopy(model).double(), small)
+    return {"pkl": pkl, "image": image, "small": small, "expected": expected, "64": expected64}
 
 
 def _torchvision_stages(model, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -58,7 +64,7 @@ def _torchvision_stages(model, image: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("norm", ["FrozenBN", "BN"])
 def test_converted_r50_equals_torchvision(torchvision_r50, norm):
-    model, pkl = torchvision_r50
+    reference = torchvision_r50
     cfg = get_cfg()
     # As the converter's docstring says for torchvision weights: stride in the 3x3 conv.
     cfg.merge_from_list(
@@ -75,20 +81,19 @@ def test_converted_r50_equals_torchvision(torchvision_r50, norm):
     assert len(norms) == 53 and all(
         isinstance(m, FrozenBatchNorm2d) == (norm == "FrozenBN") for m in norms
     )
-    DetectionCheckpointer(ours).load(str(pkl))
-    image = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    DetectionCheckpointer(ours).load(str(reference["pkl"]))
     with torch.no_grad():
-        expected, got = _torchvision_stages(model, image), ours(image)
-        # In float64 rounding is out of the way: any real difference shows at 1e-5.
-        # (float64 convolutions are slow on CPU: a smaller image.)
-        small = image[..., :32, :48].double()
-        expected64 = _torchvision_stages(copy.deepcopy(model).double(), small)
+        got = ours(reference["image"])
     # With autograd on, as when training later stages: FrozenBN's affine path.
-    got64 = {k: v.detach() for k, v in copy.deepcopy(ours).double()(small).items()}
+    got64 = copy.deepcopy(ours).double()(reference["small"])
     for name in STAGES:
-        assert got[name].shape == expected[name].shape, name
-        torch.testing.assert_close(got64[name], expected64[name], rtol=1e-5, atol=1e-5)
+        expected = reference["expected"][name]
+        assert got[name].shape == expected.shape, name
+        # In float64 rounding is out of the way: any real difference shows at 1e-5.
+        torch.testing.assert_close(
+            got64[name].detach(), reference["64"][name], rtol=1e-5, atol=1e-5
+        )
         # In float32 the features reach ~500 at res5; both sides round alike at 1e-5 of that.
-        scale = expected[name].abs().amax().item()
+        scale = expected.abs().amax().item()
         assert scale > 1.0, name  # not a trivially small feature map
-        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-5 * scale)
+        torch.testing.assert_close(got[name], expected, rtol=0, atol=1e-5 * scale)
