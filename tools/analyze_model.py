@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Count a config's model parameters, FLOPs (torch's FlopCounterMode) and activations (fvcore).
+"""Count a config's model parameters, FLOPs and activations (torch dispatch, no tracing).
 
 Examples::
 
@@ -31,11 +31,7 @@ from mask2former.checkpoint import DetectionCheckpointer
 from mask2former.config import get_cfg
 from mask2former.data import DatasetCatalog, build_detection_test_loader, register_builtin
 from mask2former.modeling import build_model
-from mask2former.utils.analysis import (
-    activation_count_analysis,
-    build_model_on_meta,
-    parameter_counts,
-)
+from mask2former.utils.analysis import build_model_on_meta, count_activations, parameter_counts
 from mask2former.utils.flop_count import count_flops, flop_table
 
 logger = logging.getLogger("mask2former.analyze_model")
@@ -164,7 +160,7 @@ def do_activation(cfg, args: argparse.Namespace) -> None:
     by_operator: Counter[str] = Counter()
     totals = []
     for inputs in itertools.islice(_inputs(cfg, args), args.num_inputs):
-        counts = activation_count_analysis(model, inputs).by_operator()
+        counts = count_activations(model, inputs)
         by_operator += counts
         totals.append(sum(counts.values()))
     if not totals:

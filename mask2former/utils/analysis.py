@@ -1,86 +1,54 @@
-"""Model statistics: parameter counts and activations (fvcore), see ``tools/analyze_model.py``.
+"""Model statistics for ``tools/analyze_model.py``: parameter counts and activations.
 
-FLOPs are counted by :mod:`mask2former.utils.flop_count`. fvcore's activation count traces the
-model with ``torch.jit``; :class:`TracingAdapter` turns the detectron2-style list-of-dicts
-interface into tensors in and tensors out. The MSDeformAttn kernel op counts its output.
+Activations are counted as fvcore's default table counted them, the output elements of
+convolutions, matrix products (linear layers, einsum, matmul) and the MSDeformAttn kernel op,
+but by watching the dispatched ops of an eager run (no ``torch.jit`` tracing). FLOPs are in
+:mod:`mask2former.utils.flop_count`.
 """
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections import Counter, OrderedDict
 from typing import Any
 
 import torch
-from fvcore.nn import ActivationCountAnalysis
-from fvcore.nn.jit_handles import get_shape
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from mask2former.structures import Boxes, Instances
+from mask2former.layers.ms_deform_attn import select_backend
 
-__all__ = [
-    "MSDA_OP_NAME",
-    "TracingAdapter",
-    "activation_count_analysis",
-    "build_model_on_meta",
-    "parameter_counts",
-]
+__all__ = ["build_model_on_meta", "count_activations", "parameter_counts"]
 
-MSDA_OP_NAME = "mask2former::ms_deform_attn_forward"
+aten = torch.ops.aten
+# Ops whose outputs count: convolutions and the matrix products that linear layers, einsum
+# and matmul dispatch to.
+_ACTIVATION_OPS = {aten.convolution, aten.addmm, aten.mm, aten.bmm, aten.baddbmm}
 
 
-def msda_activation_jit(inputs: list[Any], outputs: list[Any]) -> int:
-    """Activations of the MSDeformAttn kernel op: its output (N, Lq, M*D)."""
-    return math.prod(get_shape(outputs[0]))
-
-
-def _flatten_outputs(obj: Any) -> Iterator[torch.Tensor]:
-    """Every tensor of a model output (dicts, lists, tuples, Instances, Boxes), in order."""
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, Instances):
-        for name in sorted(obj.get_fields()):
-            yield from _flatten_outputs(obj.get(name))
-    elif isinstance(obj, Boxes):
-        yield obj.tensor
-    elif isinstance(obj, dict):
-        for key in sorted(obj):
-            yield from _flatten_outputs(obj[key])
-    elif isinstance(obj, list | tuple):
-        for item in obj:
-            yield from _flatten_outputs(item)
-
-
-class TracingAdapter(nn.Module):
-    """Call ``model`` on ``inputs`` with the images as the traced tensors.
-
-    Args:
-        model: a model taking ``list[dict]`` with "image" (C, H, W) (plus e.g. "height").
-        inputs: the batched inputs; their images are replaced by the traced arguments.
-    """
-
-    def __init__(self, model: nn.Module, inputs: list[dict[str, Any]]) -> None:
+class _ActivationCounter(TorchDispatchMode):
+    def __init__(self, ops: set[Any]) -> None:
         super().__init__()
-        self.model = model
-        self.inputs = inputs
+        self.ops = ops
+        self.by_operator: Counter[str] = Counter()
 
-    def flattened_images(self) -> tuple[torch.Tensor, ...]:
-        return tuple(x["image"] for x in self.inputs)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket in self.ops:
+            self.by_operator[func.overloadpacket.__name__] += out.numel()
+        return out
 
-    def forward(self, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        batched = [dict(x, image=image) for x, image in zip(self.inputs, images)]
-        return tuple(_flatten_outputs(self.model(batched)))
 
-
-def activation_count_analysis(
-    model: nn.Module, inputs: list[dict[str, Any]]
-) -> ActivationCountAnalysis:
-    """fvcore activation analysis of ``model(inputs)`` counting the MSDeformAttn output too."""
-    adapter = TracingAdapter(model, inputs)
-    analysis = ActivationCountAnalysis(adapter, adapter.flattened_images())
-    analysis.set_op_handle(MSDA_OP_NAME, msda_activation_jit)
-    return analysis
+def count_activations(model: nn.Module, *inputs: Any) -> dict[str, int]:
+    """Output elements of the counted ops in ``model(*inputs)``, by operator name."""
+    parameter = next(model.parameters(), None)
+    select_backend(parameter.device.type if parameter is not None else "cpu")
+    ops = set(_ACTIVATION_OPS)
+    if hasattr(torch.ops.mask2former, "ms_deform_attn_forward"):
+        ops.add(torch.ops.mask2former.ms_deform_attn_forward)
+    counter = _ActivationCounter(ops)
+    with counter:
+        model(*inputs)
+    return dict(counter.by_operator)
 
 
 def build_model_on_meta(cfg: Any) -> nn.Module:

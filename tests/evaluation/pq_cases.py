@@ -109,8 +109,13 @@ def _prediction(rng, gt_ids, gt_segments, height, width):
     return ids, segments
 
 
-def write_case(root: Path, seed: int, num_images: int = 3) -> dict:
-    """Writes ``gt.json``, ``gt/``, ``pred.json``, ``pred/`` under ``root``; returns paths."""
+def write_case(
+    root: Path, seed: int, num_images: int = 3, size: tuple[int, int] | None = None
+) -> dict:
+    """Writes ``gt.json``, ``gt/``, ``pred.json``, ``pred/`` under ``root``; returns paths.
+
+    Images are ``size`` (height, width), or of random sizes in [16, 40) when None.
+    """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     (root / "gt").mkdir(exist_ok=True)
@@ -118,6 +123,8 @@ def write_case(root: Path, seed: int, num_images: int = 3) -> dict:
     gt_annotations, pred_annotations = [], []
     for image_id in range(1, num_images + 1):
         height, width = (int(v) for v in rng.integers(16, 40, size=2))
+        if size is not None:
+            height, width = size
         gt_ids, gt_segments = _ground_truth(rng, height, width)
         pred_ids, pred_segments = _prediction(rng, gt_ids, gt_segments, height, width)
         name = f"{image_id:06d}.png"

@@ -1,11 +1,12 @@
-"""mask2former.utils.flop_count (FlopCounterMode) against fvcore's default FLOP table."""
+"""FLOP (FlopCounterMode) and activation counts against fvcore's default tables."""
 
 import pytest
 import torch
-from fvcore.nn import FlopCountAnalysis
+from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 from torch import nn
 
 from mask2former.modeling import build_model
+from mask2former.utils.analysis import count_activations
 from mask2former.utils.flop_count import count_flops, flop_table
 from tests.tiny_config import tiny_cfg
 
@@ -79,3 +80,15 @@ def test_model_table_covers_the_pixel_decoder():
     )
     assert parts == pytest.approx(head, rel=0.05)
     assert counts.total == pytest.approx(counts.by_module[""])
+
+
+def test_activations_equal_fvcore():
+    model = _EveryCountedOp().eval()
+    x = torch.rand(2, 3, 5, 7)
+    with torch.no_grad():
+        ours = count_activations(model, x)
+        fvcore = ActivationCountAnalysis(model, (x,))
+        fvcore.unsupported_ops_warnings(False)
+        theirs = fvcore.by_operator()
+    assert theirs == {"conv": ours["convolution"], "linear": ours["addmm"], "einsum": ours["bmm"]}
+    assert set(ours) == {"convolution", "addmm", "bmm"}
