@@ -8,6 +8,8 @@ Examples::
         --input "images/*.jpg" --output out/ --opts MODEL.WEIGHTS model_final.pkl
     python demo/demo.py --config-file ... --video-input clip.mp4 --output out/
     python demo/demo.py --config-file ... --input a.png --output out/ --save-raw
+    python demo/demo.py --config-file ... --input "images/*.jpg" --output out/ --batch-size 4 \\
+        --opts TEST.AMP.ENABLED True   # bfloat16 network on the CPU
 
 Images are written to ``--output`` under their input file name and at their input size; a
 video ``clip.mp4`` becomes ``<output>/clip.mp4`` (``.avi`` inputs stay ``.avi``) with the same
@@ -27,12 +29,13 @@ from collections.abc import Iterator, Sequence
 import cv2
 import numpy as np
 import torch
+import torch.utils.data as torchdata
 import tqdm
 
 from mask2former.config import get_cfg
 from mask2former.data import register_builtin
 from mask2former.data.detection_utils import read_image
-from mask2former.predictor import Predictor
+from mask2former.predictor import ImagePreprocessor, Predictor
 from mask2former.utils.prediction_io import RawPredictionWriter
 from mask2former.utils.visualizer import TASKS, draw_predictions
 
@@ -79,6 +82,13 @@ def get_parser() -> argparse.ArgumentParser:
         help="prediction to draw; auto: panoptic, else instances, else semantic",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=1,
+        help="background processes that read and resize the next images while the model runs "
+        "(0: in the main process)",
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the mask colours")
     parser.add_argument("--no-contours", action="store_true", help="do not outline segments")
     parser.add_argument("--no-labels", action="store_true", help="do not write class names")
@@ -133,9 +143,27 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
     return paths
 
 
-def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+class _ImageFiles(torchdata.Dataset):
+    """Reads and resizes image files (in data-loader workers): (path, BGR image, model input)."""
+
+    def __init__(self, paths: Sequence[str], preprocessor: ImagePreprocessor) -> None:
+        self.paths = list(paths)
+        self.preprocessor = preprocessor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[str, np.ndarray | None, dict | str]:
+        path = self.paths[index]
+        try:
+            image = read_image(path, format="BGR")
+            return path, image, self.preprocessor(image)
+        except (OSError, ValueError) as e:  # reported by name; the other images go on
+            return path, None, str(e)
+
+
+def _list_collate(batch: list) -> list:
+    return batch
 
 
 def _output_path(output_dir: str, name: str, input_path: str | None) -> str:
@@ -161,11 +189,23 @@ def _show(window: str, image_bgr: np.ndarray, delay_ms: int) -> bool:
 def run_on_images(args: argparse.Namespace, predictor: Predictor, draw_kwargs: dict) -> None:
     paths = expand_inputs(args.input)
     writer = RawPredictionWriter(args.output, predictor.metadata) if args.save_raw else None
+    loader = torchdata.DataLoader(
+        _ImageFiles(paths, predictor.preprocessor),
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        collate_fn=_list_collate,
+    )
+    # tqdm's rate reads "image/s": decoding overlaps the model, drawing does not.
+    failed: list[str] = []
     with tqdm.tqdm(total=len(paths), unit="image", disable=not args.output) as progress:
-        for batch in _batches(paths, args.batch_size):
-            images = [read_image(path, format="BGR") for path in batch]
-            outputs = predictor(images)
-            for path, image, predictions in zip(batch, images, outputs):
+        for batch in loader:
+            for path, _, error in (item for item in batch if item[1] is None):
+                logger.error("Skipping %s: %s", path, error)
+                failed.append(path)
+                progress.update(1)
+            batch = [item for item in batch if item[1] is not None]
+            outputs = predictor.run([inputs for _, _, inputs in batch])
+            for (path, image, _), predictions in zip(batch, outputs):
                 vis_rgb = draw_predictions(
                     image[:, :, ::-1], predictions, predictor.metadata, **draw_kwargs
                 )
@@ -180,6 +220,8 @@ def run_on_images(args: argparse.Namespace, predictor: Predictor, draw_kwargs: d
                 progress.update(1)
     if writer is not None:
         writer.close()
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(paths)} images failed: {', '.join(failed)}")
 
 
 def _frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
@@ -232,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     if args.batch_size < 1:
         raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.num_workers < 0:
+        raise SystemExit(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.save_raw and not (args.output and args.input):
         raise SystemExit("--save-raw needs --input images and --output")
     logger.info("Arguments: %s", vars(args))

@@ -1,5 +1,5 @@
 """``Predictor``: run a config's model on raw images (numpy arrays), as detectron2's
-``DefaultPredictor`` does, with batched calls.
+``DefaultPredictor`` does, with batched calls and optional reduced precision (``TEST.AMP``).
 
 Typical use::
 
@@ -7,6 +7,9 @@ Typical use::
     predictor = Predictor(cfg)
     outputs = predictor(read_image("input.jpg", format="BGR"))   # one dict
     outputs = predictor([image_a, image_b])                      # one dict per image
+
+The resizing half (``ImagePreprocessor``) is a small picklable object, so data-loader workers
+can prepare the next images while the model runs (see ``demo/demo.py``).
 """
 
 from __future__ import annotations
@@ -25,49 +28,32 @@ from mask2former.modeling import build_model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Predictor"]
+__all__ = ["ImagePreprocessor", "Predictor"]
 
 _SUPPORTED_FORMATS = ("RGB", "BGR")
 
 
-class Predictor:
-    """Build the model of ``cfg``, load ``cfg.MODEL.WEIGHTS`` and predict on raw images.
-
-    Each image is resized with ``ResizeShortestEdge(INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST)``
-    and converted to ``INPUT.FORMAT``; the outputs are at the input image's size.
+class ImagePreprocessor:
+    """One (H, W, 3) uint8 image -> the model's input dict (resize + channel order).
 
     Args:
-        cfg: a config from ``mask2former.config.get_cfg()``; it is cloned.
-        input_format: channel order of the arrays passed to ``__call__`` ("BGR", as OpenCV and
-            ``read_image(..., format="BGR")`` give, or "RGB").
+        min_size, max_size: ``ResizeShortestEdge`` sizes (``INPUT.MIN_SIZE_TEST`` /
+            ``INPUT.MAX_SIZE_TEST``).
+        input_format: channel order of the given arrays ("BGR" or "RGB").
+        model_format: channel order the model expects (``INPUT.FORMAT``).
     """
 
-    def __init__(self, cfg, input_format: str = "BGR") -> None:
-        self.cfg = cfg.clone()
-        model_format = self.cfg.INPUT.FORMAT
+    def __init__(self, min_size: int, max_size: int, input_format: str, model_format: str):
         for name, value in (("INPUT.FORMAT", model_format), ("input_format", input_format)):
             if value not in _SUPPORTED_FORMATS:
                 raise ValueError(f"{name} must be one of {_SUPPORTED_FORMATS}, got {value!r}")
-        self.model_format = model_format
         self.input_format = input_format
-        self.model = build_model(self.cfg)
-        self.model.eval()
-        DetectionCheckpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
-        test_sets = self.cfg.DATASETS.TEST
-        self.metadata: Metadata = MetadataCatalog.get(
-            test_sets[0] if len(test_sets) else "__unused"
-        )
-        self.min_size = int(self.cfg.INPUT.MIN_SIZE_TEST)
-        self.max_size = int(self.cfg.INPUT.MAX_SIZE_TEST)
-        self.resize = ResizeShortestEdge(self.min_size, self.max_size)
+        self.model_format = model_format
+        self.resize = ResizeShortestEdge(int(min_size), int(max_size))
 
-    def preprocess(self, image: np.ndarray) -> dict[str, Any]:
-        """One (H, W, 3) uint8 image -> the model's input dict.
-
-        Returns:
-            {"image": (3, h, w) float32 tensor in ``INPUT.FORMAT`` order, resized, "height": H,
-            "width": W}.
-        """
+    def __call__(self, image: np.ndarray) -> dict[str, Any]:
+        """Returns: {"image": (3, h, w) float32 tensor in the model's channel order, resized,
+        "height": H, "width": W}."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
             shape = getattr(image, "shape", None)
             raise ValueError(
@@ -86,9 +72,58 @@ class Predictor:
         tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
         return {"image": tensor, "height": height, "width": width}
 
+
+class Predictor:
+    """Build the model of ``cfg``, load ``cfg.MODEL.WEIGHTS`` and predict on raw images.
+
+    Each image is resized with ``ResizeShortestEdge(INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST)``
+    and converted to ``INPUT.FORMAT``; the outputs are at the input image's size. With
+    ``TEST.AMP.ENABLED`` the network runs under autocast in ``TEST.AMP.DTYPE``.
+
+    Args:
+        cfg: a config from ``mask2former.config.get_cfg()``; it is cloned.
+        input_format: channel order of the arrays passed to ``__call__`` ("BGR", as OpenCV and
+            ``read_image(..., format="BGR")`` give, or "RGB").
+    """
+
+    def __init__(self, cfg, input_format: str = "BGR") -> None:
+        self.cfg = cfg.clone()
+        self.preprocessor = ImagePreprocessor(
+            self.cfg.INPUT.MIN_SIZE_TEST,
+            self.cfg.INPUT.MAX_SIZE_TEST,
+            input_format=input_format,
+            model_format=self.cfg.INPUT.FORMAT,
+        )
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        DetectionCheckpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
+        test_sets = self.cfg.DATASETS.TEST
+        self.metadata: Metadata = MetadataCatalog.get(
+            test_sets[0] if len(test_sets) else "__unused"
+        )
+
+    def preprocess(self, image: np.ndarray) -> dict[str, Any]:
+        """One (H, W, 3) uint8 image -> the model's input dict (see :class:`ImagePreprocessor`)."""
+        return self.preprocessor(image)
+
     @torch.no_grad()
+    def run(self, inputs: Sequence[dict[str, Any]]) -> list[dict]:
+        """The model's outputs for already preprocessed inputs, in order.
+
+        Inputs of one (resized) size share a forward pass; different sizes are not padded to
+        each other (padding would change the outputs), so each output equals a one-image call.
+        """
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for index, item in enumerate(inputs):
+            by_size.setdefault(tuple(item["image"].shape), []).append(index)
+        outputs: list[dict | None] = [None] * len(inputs)
+        for indices in by_size.values():
+            for index, output in zip(indices, self.model([inputs[i] for i in indices])):
+                outputs[index] = output
+        return outputs  # type: ignore[return-value]
+
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> dict | list[dict]:
-        """Predict on one image or a list of images (one forward pass for the list).
+        """Predict on one image or a list of images (one forward pass per image size).
 
         Args:
             images: an (H, W, 3) uint8 array in ``input_format`` order, or a list of them.
@@ -105,6 +140,4 @@ class Predictor:
                 "Predictor expects (H, W, 3) numpy images, got a Tensor of shape "
                 f"{tuple(images.shape)}; pass image.numpy() for an HWC tensor"
             )
-        if len(images) == 0:
-            return []
-        return self.model([self.preprocess(image) for image in images])
+        return self.run([self.preprocess(image) for image in images])

@@ -413,6 +413,13 @@ _C.TEST.AUG.MAX_SIZE = 4000
 _C.TEST.AUG.FLIP = True
 _C.TEST.PRECISE_BN = CN({"ENABLED": False})
 _C.TEST.PRECISE_BN.NUM_ITER = 200
+# Not in the original: reduced-precision inference. The network runs under torch.autocast in
+# TEST.AMP.DTYPE ("bfloat16", or "float16" on CUDA only); post-processing stays float32.
+_C.TEST.AMP = CN({"ENABLED": False})
+_C.TEST.AMP.DTYPE = "bfloat16"
+# Not in the original: images per forward pass in evaluation (1: one image at a time, as the
+# original). A batch holds images of one original size (padding would change the outputs).
+_C.TEST.IMS_PER_BATCH = 1
 
 # ---------------------------------------------------------------------------------------------
 # Misc

@@ -1,4 +1,5 @@
-"""Data loaders for training (infinite, sharded, batched) and inference (sharded, batch 1)."""
+"""Data loaders for training (infinite, sharded, batched) and inference (sharded, batches of
+one image size)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from mask2former.data.dataset_mappers import TRAIN_MAPPERS, DatasetMapper
 from mask2former.data.samplers import (
     InferenceSampler,
     RepeatFactorTrainingSampler,
+    SameSizeInferenceBatchSampler,
     TrainingSampler,
 )
 from mask2former.utils import comm
@@ -206,25 +208,28 @@ def build_detection_test_loader(
     mapper: Callable[[dict], Any] | None = None,
     *,
     num_workers: int | None = None,
+    batch_size: int = 1,
 ) -> torchdata.DataLoader:
-    """Inference loader: every record of ``dataset_name`` exactly once across ranks, batch 1.
+    """Inference loader: every record of ``dataset_name`` exactly once across ranks.
 
     Args:
         cfg: reads INPUT.* (test mapper) and DATALOADER.NUM_WORKERS.
         dataset_name: registered dataset name(s).
         mapper: defaults to the test :class:`DatasetMapper`.
         num_workers: overrides DATALOADER.NUM_WORKERS.
+        batch_size: most images per batch (``TEST.IMS_PER_BATCH`` in evaluation); a batch only
+            holds images of one original size (:class:`SameSizeInferenceBatchSampler`).
     """
     records = get_detection_dataset_dicts(dataset_name, filter_empty=False)
     if mapper is None:
         mapper = DatasetMapper(cfg, False)
     dataset = MapDataset(DatasetFromList(records, copy=False), mapper)
     workers = cfg.DATALOADER.NUM_WORKERS if num_workers is None else num_workers
+    sampler = InferenceSampler(len(dataset))
+    if batch_size == 1:
+        batching: dict[str, Any] = {"batch_size": 1, "sampler": sampler, "drop_last": False}
+    else:
+        batching = {"batch_sampler": SameSizeInferenceBatchSampler(sampler, records, batch_size)}
     return torchdata.DataLoader(
-        dataset,
-        batch_size=1,
-        sampler=InferenceSampler(len(dataset)),
-        drop_last=False,
-        num_workers=workers,
-        collate_fn=trivial_batch_collator,
+        dataset, num_workers=workers, collate_fn=trivial_batch_collator, **batching
     )

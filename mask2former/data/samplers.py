@@ -169,3 +169,49 @@ class InferenceSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self._local_indices)
+
+
+class SameSizeInferenceBatchSampler(Sampler):
+    """Batches of up to ``batch_size`` indices of ``sampler`` whose records share one original
+    (height, width), in order of each batch's first index.
+
+    A deterministic test resize maps equal sizes to equal sizes, so no image of a batch is
+    padded beyond what it gets alone and batched results equal one-image results (padding
+    changes this model's outputs: group norms and deformable attention see it). Records
+    without "height"/"width" get a batch of their own.
+
+    Args:
+        sampler: yields this rank's dataset indices (e.g. :class:`InferenceSampler`).
+        records: the dataset dicts, indexed like the dataset.
+        batch_size: most images per batch (>= 1).
+    """
+
+    def __init__(self, sampler: Sampler, records: list[dict], batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self._batches = self._group(list(sampler), records, batch_size)
+
+    @staticmethod
+    def _group(indices: list[int], records: list[dict], batch_size: int) -> list[list[int]]:
+        open_batches: dict[object, list[int]] = {}
+        batches: list[list[int]] = []
+        for index in indices:
+            record = records[index]
+            if "height" in record and "width" in record:
+                key: object = (record["height"], record["width"])
+            else:
+                key = ("index", index)
+            batch = open_batches.get(key)
+            if batch is None:
+                batch = open_batches[key] = []
+                batches.append(batch)
+            batch.append(index)
+            if len(batch) == batch_size:
+                del open_batches[key]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from (list(batch) for batch in self._batches)
+
+    def __len__(self) -> int:
+        return len(self._batches)

@@ -184,7 +184,8 @@ def evaluate(
     *,
     tag: str = "",
 ) -> dict[str, Any]:
-    """Evaluate ``model`` on every dataset of ``DATASETS.TEST``.
+    """Evaluate ``model`` on every dataset of ``DATASETS.TEST``, ``TEST.IMS_PER_BATCH``
+    images per forward pass.
 
     Results are logged as tables and CSV lines, and written by rank 0 to
     ``OUTPUT_DIR/eval_results{tag}.json``.
@@ -203,9 +204,13 @@ def evaluate(
             f"{len(evaluators)} evaluators given for {len(cfg.DATASETS.TEST)} datasets in "
             f"DATASETS.TEST {tuple(cfg.DATASETS.TEST)}"
         )
+    if cfg.TEST.IMS_PER_BATCH < 1:
+        raise ValueError(f"TEST.IMS_PER_BATCH must be >= 1, got {cfg.TEST.IMS_PER_BATCH!r}")
     results: dict[str, Any] = OrderedDict()
     for index, dataset_name in enumerate(cfg.DATASETS.TEST):
-        data_loader = build_detection_test_loader(cfg, dataset_name)
+        data_loader = build_detection_test_loader(
+            cfg, dataset_name, batch_size=cfg.TEST.IMS_PER_BATCH
+        )
         if evaluators is not None:
             evaluator = evaluators[index]
         else:

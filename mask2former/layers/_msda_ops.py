@@ -2,7 +2,8 @@
 
 The C++ library defines the op schemas and the CPU / CUDA kernels; this module adds the
 fake (meta) implementations, which let ``torch.compile`` / ``torch.export`` trace the ops
-without running them, and the autograd formula (forward op -> backward op).
+without running them, the autograd formula (forward op -> backward op) and the autocast rule
+(the forward runs in float32).
 """
 
 from __future__ import annotations
@@ -67,3 +68,7 @@ def register_python_impls() -> None:
     torch.library.register_fake(FORWARD, _forward_fake)
     torch.library.register_fake(BACKWARD, _backward_fake)
     torch.library.register_autograd(FORWARD, _backward, setup_context=_setup_context)
+    # Under autocast the op runs in float32: 16-bit sampling locations lose sub-pixel precision,
+    # and the CPU kernel accumulates in float32 anyway.
+    for device_type in ("cpu", "cuda"):
+        torch.library.register_autocast(FORWARD, device_type, torch.float32)

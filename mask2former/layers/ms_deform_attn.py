@@ -97,8 +97,24 @@ def ms_deform_attn(
         attention_weights: (N, Lq, heads, L, P).
 
     Returns:
-        (N, Lq, heads * dim).
+        (N, Lq, heads * dim), in ``value``'s dtype (float32 under autocast).
+
+    Precision: the floating inputs may differ in dtype (e.g. a bfloat16 ``value`` with float32
+    locations); they are then all computed in float32, because a 16-bit sampling location is
+    off by up to a few pixels on large feature maps. Under ``torch.autocast`` the op runs in
+    float32 and returns float32 (its autocast rule, registered with ``torch.library``).
     """
+    mixed = not (value.dtype == sampling_locations.dtype == attention_weights.dtype)
+    if mixed:
+        output = ms_deform_attn(
+            value.float(),
+            spatial_shapes,
+            level_start_index,
+            sampling_locations.float(),
+            attention_weights.float(),
+        )
+        autocast_on = torch.is_autocast_enabled(value.device.type)
+        return output if autocast_on else output.to(value.dtype)
     if _backend_for(value.device.type) == "pytorch":
         return ms_deform_attn_reference(
             value, spatial_shapes, level_start_index, sampling_locations, attention_weights

@@ -17,6 +17,7 @@ from mask2former.modeling.backbone.backbone import Backbone
 from mask2former.modeling.backbone.build import build_backbone
 from mask2former.modeling.criterion import SetCriterion
 from mask2former.modeling.heads.mask_former_head import build_sem_seg_head
+from mask2former.modeling.inference_amp import inference_autocast, inference_dtype_from_config
 from mask2former.modeling.matcher import HungarianMatcher
 from mask2former.modeling.postprocessing import postprocess_batch
 from mask2former.modeling.registry import META_ARCH_REGISTRY
@@ -57,6 +58,7 @@ class MaskFormer(nn.Module):
         panoptic_on: bool,
         instance_on: bool,
         test_topk_per_image: int,
+        inference_dtype: torch.dtype | None = None,
     ) -> None:
         """
         Args:
@@ -78,6 +80,9 @@ class MaskFormer(nn.Module):
             panoptic_on: return "panoptic_seg" in inference.
             instance_on: return "instances" in inference.
             test_topk_per_image: instance inference keeps this many (query, class) pairs.
+            inference_dtype: in eval mode, run the network under ``torch.autocast`` in this
+                dtype (bfloat16, or float16 on CUDA); None runs it in the parameters' dtype.
+                Post-processing gets float32 outputs either way.
         """
         super().__init__()
         if len(pixel_mean) != len(pixel_std):
@@ -106,6 +111,7 @@ class MaskFormer(nn.Module):
         self.panoptic_on = panoptic_on
         self.instance_on = instance_on
         self.test_topk_per_image = test_topk_per_image
+        self.inference_dtype = inference_dtype
 
     @classmethod
     def from_config(cls, cfg) -> dict[str, Any]:
@@ -164,6 +170,7 @@ class MaskFormer(nn.Module):
             "instance_on": mf.TEST.INSTANCE_ON,
             "panoptic_on": mf.TEST.PANOPTIC_ON,
             "test_topk_per_image": cfg.TEST.DETECTIONS_PER_IMAGE,
+            "inference_dtype": inference_dtype_from_config(cfg),
         }
 
     @property
@@ -232,8 +239,10 @@ class MaskFormer(nn.Module):
             "instances" (Instances) as switched on.
         """
         images = self.preprocess_images(batched_inputs)
-        features = self.backbone(images.tensor)
-        outputs = self.sem_seg_head(features)
+        autocast_dtype = None if self.training else self.inference_dtype
+        with inference_autocast(self.device.type, autocast_dtype):
+            features = self.backbone(images.tensor)
+            outputs = self.sem_seg_head(features)
 
         if self.training:
             missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
@@ -249,6 +258,8 @@ class MaskFormer(nn.Module):
             # Losses without a weight are dropped, as in the original.
             return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
 
+        # Reduced-precision network outputs reach post-processing as float32.
+        outputs = {name: outputs[name].float() for name in ("pred_logits", "pred_masks")}
         return postprocess_batch(
             outputs["pred_logits"],
             outputs["pred_masks"],

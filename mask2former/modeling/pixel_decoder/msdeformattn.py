@@ -196,9 +196,11 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         return memory, spatial_shapes, level_start_index
 
 
-def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
-    # The deformable encoder runs in float32 even under AMP, as in the original.
-    if device_type in ("cuda", "cpu"):
+def _autocast_off(device_type: str, training: bool) -> contextlib.AbstractContextManager:
+    # In training the deformable encoder runs in float32 even under AMP, as in the original.
+    # Inference keeps the caller's autocast (TEST.AMP): there the deformable-attention op
+    # alone runs in float32, by its autocast rule.
+    if training and device_type in ("cuda", "cpu"):
         return torch.autocast(device_type=device_type, enabled=False)
     return contextlib.nullcontext()
 
@@ -340,12 +342,14 @@ class MSDeformAttnPixelDecoder(nn.Module):
             levels, coarse to fine, each (B, conv_dim, H_l, W_l) (float32).
         """
         device_type = features[self.in_features[0]].device.type
-        with _autocast_off(device_type):
+        # float32, or the parameters' dtype after ``model.to(dtype)``
+        dtype = self.transformer.level_embed.dtype
+        with _autocast_off(device_type, self.training):
             srcs, pos = [], []
             for proj, name in zip(self.input_proj, self.transformer_in_features[::-1]):
-                x = features[name].float()  # deformable attention runs in float32
+                x = features[name].to(dtype)
                 srcs.append(proj(x))
-                pos.append(self.pe_layer(x))
+                pos.append(self.pe_layer(x).to(dtype))
             memory, spatial_shapes, _ = self.transformer(srcs, pos)
 
             batch = memory.shape[0]
@@ -358,7 +362,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             ]
             # top-down FPN steps on the finer backbone features
             for idx, name in enumerate(self.in_features[: self.num_fpn_levels][::-1]):
-                lateral = self.lateral_convs[idx](features[name].float())
+                lateral = self.lateral_convs[idx](features[name].to(dtype))
                 # bilinear, as the original code does (its comment says nearest)
                 upsampled = F.interpolate(
                     outs[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False

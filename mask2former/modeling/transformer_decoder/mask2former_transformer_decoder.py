@@ -198,10 +198,12 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         if len(x) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(x)}")
         sources, positions, sizes = [], [], []
+        param_dtype = self.level_embed.weight.dtype  # float32 unless ``model.to(dtype)``
         for level in range(self.num_feature_levels):
             sizes.append(tuple(x[level].shape[-2:]))
             # (B, C, H, W) -> (HW, B, C), as views whatever the maps' memory layout
-            positions.append(flatten_spatial(self.pe_layer(x[level], None)).transpose(0, 1))
+            position = self.pe_layer(x[level], None).to(param_dtype)
+            positions.append(flatten_spatial(position).transpose(0, 1))
             source = flatten_spatial(self.input_proj[level](x[level]))
             source = source + self.level_embed.weight[level]
             sources.append(source.transpose(0, 1))

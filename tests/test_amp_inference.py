@@ -1,0 +1,172 @@
+"""Reduced-precision inference (TEST.AMP): every inference path runs the network under bfloat16
+autocast, post-processing gets float32, and a briefly trained model predicts as in float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mask2former.modeling import build_model
+from mask2former.modeling.test_time_augmentation import SemanticSegmentorWithTTA
+from mask2former.predictor import Predictor
+from mask2former.structures import Instances
+from tests.tiny_config import tiny_cfg
+
+AMP = {"TEST.AMP.ENABLED": True}
+
+
+def _scene(seed: int, height: int = 64, width: int = 80) -> tuple[torch.Tensor, Instances]:
+    """A noisy image with two flat-coloured rectangles of classes 0 and 3, and their masks."""
+    gen = torch.Generator().manual_seed(seed)
+    image = torch.randint(0, 60, (3, height, width), generator=gen).float()
+    masks = torch.zeros(2, height, width, dtype=torch.bool)
+    for index, (top, left) in enumerate(torch.randint(4, 24, (2, 2), generator=gen).tolist()):
+        bottom, right = top + 20 + 10 * index, left + 24 + 8 * index
+        masks[index, top:bottom, left:right] = True
+        image[:, masks[index]] = torch.tensor([220.0, 40.0, 40.0][:: 1 - 2 * index])[:, None]
+    masks[0] &= ~masks[1]
+    instances = Instances((height, width))
+    instances.gt_classes = torch.tensor([0, 3])
+    instances.gt_masks = masks
+    return image, instances
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained for a few iterations, and its weights file."""
+    torch.manual_seed(0)
+    # every query takes part in panoptic inference, so its output is not trivially empty
+    model = build_model(tiny_cfg(**{"MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD": 0.0}))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for step in range(12):
+        batch = []
+        for seed in (2 * step, 2 * step + 1):
+            image, instances = _scene(seed)
+            batch.append({"image": image, "instances": instances})
+        loss = sum(model(batch).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    path = tmp_path_factory.mktemp("amp") / "trained.pth"
+    torch.save({"model": model.state_dict()}, path)
+    return model, str(path)
+
+
+class DtypeRecorder:
+    """Records the output dtype of a backbone conv, a pixel-decoder encoder linear and the class
+    head on every forward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.dtypes: dict[str, list[torch.dtype]] = {"backbone": [], "encoder": [], "head": []}
+        head = model.sem_seg_head
+        modules = {
+            "backbone": model.backbone.stem.conv1,
+            "encoder": head.pixel_decoder.transformer.encoder.layers[0].linear1,
+            "head": head.predictor.class_embed,
+        }
+        for name, module in modules.items():
+            module.register_forward_hook(
+                lambda _m, _i, out, name=name: self.dtypes[name].append(out.dtype)
+            )
+
+    def seen(self) -> set[torch.dtype]:
+        return {dtype for values in self.dtypes.values() for dtype in values}
+
+
+def _inputs(seeds: tuple[int, ...]) -> list[dict]:
+    return [{"image": _scene(seed)[0], "height": 64, "width": 80} for seed in seeds]
+
+
+def test_config_keys_default_off_and_bad_values_name_the_key():
+    cfg = tiny_cfg()
+    assert (cfg.TEST.AMP.ENABLED, cfg.TEST.AMP.DTYPE, cfg.TEST.IMS_PER_BATCH) == (
+        False,
+        "bfloat16",
+        1,
+    )
+    assert build_model(cfg).inference_dtype is None
+    assert build_model(tiny_cfg(**AMP)).inference_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match=r"TEST\.AMP\.DTYPE='float16' is not supported on the CPU"):
+        build_model(tiny_cfg(**AMP, **{"TEST.AMP.DTYPE": "float16"}))
+    with pytest.raises(ValueError, match=r"TEST\.AMP\.DTYPE must be one of .* got 'fp8'"):
+        build_model(tiny_cfg(**AMP, **{"TEST.AMP.DTYPE": "fp8"}))
+
+
+def test_bfloat16_network_predicts_like_float32(trained):
+    model, _ = trained
+    recorder = DtypeRecorder(model)
+    inputs = _inputs((100, 101, 102))
+    with torch.no_grad():
+        model.inference_dtype = None
+        reference = model(inputs)
+        assert recorder.seen() == {torch.float32}
+        model.inference_dtype = torch.bfloat16
+        try:
+            reduced = model(inputs)
+        finally:
+            model.inference_dtype = None
+    # The backbone, the deformable encoder and the decoder heads all ran in bfloat16.
+    assert {name: values[-1] for name, values in recorder.dtypes.items()} == {
+        "backbone": torch.bfloat16,
+        "encoder": torch.bfloat16,
+        "head": torch.bfloat16,
+    }
+    for ref, out in zip(reference, reduced):
+        # post-processing got float32 network outputs
+        assert out["sem_seg"].dtype == torch.float32
+        assert out["instances"].scores.dtype == torch.float32
+        torch.testing.assert_close(out["sem_seg"], ref["sem_seg"], rtol=0, atol=0.03)
+        agreement = (out["sem_seg"].argmax(0) == ref["sem_seg"].argmax(0)).float().mean()
+        assert agreement >= 0.98
+        ids, ref_ids = out["panoptic_seg"][0], ref["panoptic_seg"][0]
+        assert ref_ids.unique().numel() > 1
+        assert (ids == ref_ids).float().mean() >= 0.98
+        # near-tied (query, class) scores may swap places in the top-k: compare them sorted
+        torch.testing.assert_close(
+            out["instances"].scores.sort().values,
+            ref["instances"].scores.sort().values,
+            rtol=0,
+            atol=0.01,
+        )
+
+
+def test_training_forward_ignores_the_inference_dtype(trained):
+    model, _ = trained
+    image, instances = _scene(7)
+    batch = [{"image": image, "instances": instances}]
+    model.train()
+    try:
+        torch.manual_seed(3)
+        plain = model(batch)
+        model.inference_dtype = torch.bfloat16
+        torch.manual_seed(3)
+        with_amp_key = model(batch)
+    finally:
+        model.inference_dtype = None
+        model.eval()
+    assert plain.keys() == with_amp_key.keys()
+    for name in plain:
+        assert torch.equal(plain[name], with_amp_key[name]), name
+
+
+def test_predictor_and_tta_run_under_autocast(trained):
+    _, weights = trained
+    cfg = tiny_cfg(**AMP, **{"MODEL.WEIGHTS": weights})
+    predictor = Predictor(cfg, input_format="RGB")
+    reference = Predictor(tiny_cfg(**{"MODEL.WEIGHTS": weights}), input_format="RGB")
+    recorder = DtypeRecorder(predictor.model)
+    image = _scene(200)[0].permute(1, 2, 0).numpy().astype(np.uint8)
+    out, ref = predictor(image), reference(image)
+    assert recorder.seen() == {torch.bfloat16}
+    torch.testing.assert_close(out["sem_seg"], ref["sem_seg"], rtol=0, atol=0.03)
+
+    tta_cfg = tiny_cfg(**AMP, **{"TEST.AUG.MIN_SIZES": (48, 64), "TEST.AUG.FLIP": True})
+    tta = SemanticSegmentorWithTTA(tta_cfg, predictor.model)
+    with torch.no_grad():
+        tta(_inputs((201,)))
+    # 2 sizes x (plain + flipped), every pass in bfloat16
+    assert recorder.dtypes["backbone"][1:] == [torch.bfloat16] * 4
