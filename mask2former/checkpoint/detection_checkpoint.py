@@ -154,9 +154,18 @@ class DetectionCheckpointer:
             raise ValueError(f"Checkpoint name {name!r} must be a plain file name.")
         os.makedirs(self.save_dir, exist_ok=True)
         save_file = os.path.join(self.save_dir, basename)
+        self._remove_partial_writes(basename)
         logger.info("Saving checkpoint to %s", save_file)
         write_atomically(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
+
+    def _remove_partial_writes(self, basename: str) -> None:
+        """Delete temporary files of earlier writes of ``basename`` that a killed process left
+        (``write_atomically`` names them ``.{basename}.<random>``)."""
+        for name in os.listdir(self.save_dir):
+            if name.startswith(f".{basename}."):
+                os.remove(os.path.join(self.save_dir, name))
+                logger.info("Removed %s, left by an interrupted checkpoint write", name)
 
     def tag_last_checkpoint(self, basename: str) -> None:
         """Record ``basename`` as the newest checkpoint in ``{save_dir}/last_checkpoint``."""

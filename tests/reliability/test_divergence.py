@@ -3,6 +3,7 @@ turn non-finite before any loss exists, so the matcher's guard has to speak, not
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mask2former.data.demo_dataset import generate_demo_dataset
@@ -10,6 +11,7 @@ from tests.cli_helpers import start_cli
 from tests.tiny_config import BASE_CONFIG, tiny_opts
 
 
+@pytest.mark.slow
 def test_diverging_learning_rate_stops_with_the_iteration_and_keeps_the_checkpoint(tmp_path):
     data_root = tmp_path / "datasets"
     generate_demo_dataset(str(data_root / "demo_shapes"), num_train=4, num_val=1)
