@@ -137,3 +137,19 @@ def test_bad_arguments(processors):
         )
     with pytest.raises(TypeError, match="class_queries_logits"):
         ours.post_process_panoptic_segmentation(object())
+
+
+def test_panoptic_area_ratio_at_the_threshold(processors):
+    """A query that keeps exactly half of its mask is dropped at overlap 0.5 (strictly above)."""
+    ours, theirs = processors
+    masks = torch.full((1, 2, 384, 384), -30.0)
+    masks[0, 0, :, :192] = 30.0
+    masks[0, 1, :, 96:288] = 30.0  # the second query scores higher and wins the overlap
+    outputs = SimpleNamespace(
+        class_queries_logits=torch.tensor([[[4.0, 0.0, 0.0], [0.0, 5.0, 0.0]]]),
+        masks_queries_logits=masks,
+    )
+    options = {"overlap_mask_area_threshold": 0.5, "label_ids_to_fuse": set()}
+    got = ours.post_process_panoptic_segmentation(outputs, **options)
+    assert _same(got, theirs.post_process_panoptic_segmentation(outputs, **options))
+    assert [segment["label_id"] for segment in got[0]["segments_info"]] == [1]

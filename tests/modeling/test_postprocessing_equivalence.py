@@ -237,3 +237,17 @@ def test_inputs_are_not_modified():
     )
     for before, after in zip(saved, (class_logits, mask_logits, masks)):
         assert torch.equal(before, after)
+
+
+def test_panoptic_ties_go_to_the_first_query():
+    """Two overlapping queries of different classes with exactly equal scores and saturated
+    masks: the overlap goes to the first, as argmax does in the reference."""
+    class_logits = torch.tensor([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+    mask_logits = torch.full((2, 6, 8), -30.0)
+    mask_logits[0, :, :5] = 30.0
+    mask_logits[1, :, 3:] = 30.0
+    options = {"object_mask_threshold": 0.5, "overlap_threshold": 0.1, "thing_ids": [0, 1]}
+    got = postprocessing.panoptic_inference(class_logits, mask_logits, **options)
+    expected = reference.panoptic_inference(class_logits, mask_logits, **options)
+    assert_same_panoptic(got, expected)
+    assert got[0][:, 3:5].eq(1).all()  # the overlap belongs to segment 1 (query 0)
