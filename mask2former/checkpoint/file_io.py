@@ -219,10 +219,16 @@ def read_checkpoint(path: str, *, trusted: bool = False) -> dict[str, Any]:
         trusted: read pickled objects of any kind (only for files you trust).
 
     Raises:
-        FileNotFoundError: naming ``path`` if it is not a file.
+        IsADirectoryError: naming ``path`` if it is a directory.
+        FileNotFoundError: naming ``path`` if it does not exist.
         UntrustedCheckpointError: naming ``path``, if it needs more than weights.
         ValueError: naming ``path`` and what it holds, if it is not a readable checkpoint.
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"Checkpoint file {path} is a directory; expected a .pth or .pkl file (a "
+            "transformers folder converts with tools/convert_checkpoint.py)."
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint file {path} does not exist.")
     if path.endswith(".pkl"):

@@ -108,6 +108,11 @@ def test_missing_weights_file_names_it(tmp_path):
         DetectionCheckpointer(_model()).load(str(tmp_path / "no_such_model.pth"))
 
 
+def test_a_directory_as_weights_says_so(tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"Checkpoint file {tmp_path} is a directory"):
+        DetectionCheckpointer(_model()).load(str(tmp_path))
+
+
 def test_checkpoint_of_another_architecture_is_an_error(tmp_path):
     other = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
     torch.save({"model": other.state_dict()}, tmp_path / "other.pth")
