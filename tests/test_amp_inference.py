@@ -1,20 +1,34 @@
 """Reduced-precision inference (TEST.AMP): every inference path runs the network under bfloat16
-autocast, post-processing gets float32, and a briefly trained model predicts as in float32."""
+autocast, post-processing gets float32, and a briefly trained model predicts as in float32; the
+MSDeformAttn op's dtype rules; the transformers-style model under autocast and in bfloat16."""
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from mask2former.hf import (
+    Mask2FormerConfig,
+    Mask2FormerForUniversalSegmentation,
+    Mask2FormerImageProcessor,
+)
+from mask2former.layers import _msda_build
+from mask2former.layers.ms_deform_attn import ms_deform_attn
+from mask2former.layers.ms_deform_attn_reference import ms_deform_attn_reference
 from mask2former.modeling import build_model
 from mask2former.modeling.test_time_augmentation import SemanticSegmentorWithTTA
 from mask2former.predictor import Predictor
 from mask2former.structures import Instances
+from tests.hf.conftest import tiny_config_dict
 from tests.tiny_config import tiny_cfg
 
 AMP = {"TEST.AMP.ENABLED": True}
+# the module, which mask2former.layers shadows with the function of the same name
+msda_module = importlib.import_module("mask2former.layers.ms_deform_attn")
 
 
 def _scene(seed: int, height: int = 64, width: int = 80) -> tuple[torch.Tensor, Instances]:
@@ -170,3 +184,83 @@ def test_predictor_and_tta_run_under_autocast(trained):
         tta(_inputs((201,)))
     # 2 sizes x (plain + flipped), every pass in bfloat16
     assert recorder.dtypes["backbone"][1:] == [torch.bfloat16] * 4
+
+
+def _msda_inputs(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(0)
+    shapes = torch.tensor([[6, 7], [3, 4]])
+    starts = torch.tensor([0, 42])
+    value = torch.randn(2, 54, 2, 8, generator=gen)
+    locations = torch.rand(2, 5, 2, 2, 3, 2, generator=gen) * 1.2 - 0.1
+    weights = torch.rand(2, 5, 2, 2, 3, generator=gen)
+    return value.to(dtype), shapes, starts, locations.to(dtype), weights.to(dtype)
+
+
+def _load_kernels() -> None:
+    status = _msda_build.load_extension()
+    if not status.loaded:
+        pytest.skip(f"MSDeformAttn kernels unavailable: {status.origin}")
+
+
+@pytest.mark.parametrize("backend", ["pytorch", "cpu"])
+def test_msda_mixed_dtypes_run_in_float32(backend, monkeypatch):
+    if backend == "cpu":
+        _load_kernels()
+    monkeypatch.setattr(msda_module, "_backend_for", lambda device_type: backend)
+    value, shapes, starts, locations, weights = _msda_inputs()
+    # bfloat16 value, float32 locations: float32 maths on the rounded value, bfloat16 result
+    low_value = value.bfloat16()
+    output = ms_deform_attn(low_value, shapes, starts, locations, weights)
+    expected = ms_deform_attn_reference(low_value.float(), shapes, starts, locations, weights)
+    assert output.dtype == torch.bfloat16
+    torch.testing.assert_close(output, expected.bfloat16(), rtol=0, atol=0)
+    # float32 value, bfloat16 locations and weights: a float32 result
+    low_locations, low_weights = locations.bfloat16(), weights.bfloat16()
+    output = ms_deform_attn(value, shapes, starts, low_locations, low_weights)
+    expected = ms_deform_attn_reference(
+        value, shapes, starts, low_locations.float(), low_weights.float()
+    )
+    assert output.dtype == torch.float32
+    torch.testing.assert_close(output, expected, rtol=0, atol=1e-5)
+
+
+def test_msda_op_runs_in_float32_under_autocast():
+    _load_kernels()
+    inputs = _msda_inputs(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = torch.ops.mask2former.ms_deform_attn_forward(*inputs)
+    assert output.dtype == torch.float32
+    upcast = [t.float() if t.is_floating_point() else t for t in inputs]
+    torch.testing.assert_close(output, ms_deform_attn_reference(*upcast), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["autocast", "to_bfloat16"])
+def test_transformers_style_model_in_bfloat16(mode):
+    torch.manual_seed(0)
+    config = Mask2FormerConfig(**tiny_config_dict(num_labels=4))
+    model = Mask2FormerForUniversalSegmentation(config).eval()
+    processor = Mask2FormerImageProcessor()
+    pixel_values = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reference = model(pixel_values)
+        if mode == "autocast":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outputs = model(pixel_values)
+        else:
+            outputs = model.to(torch.bfloat16)(pixel_values.bfloat16())
+    assert outputs.masks_queries_logits.dtype == torch.bfloat16
+    for name in ("class_queries_logits", "masks_queries_logits"):
+        scale = getattr(reference, name).abs().max()
+        torch.testing.assert_close(
+            getattr(outputs, name).float(), getattr(reference, name), rtol=0, atol=0.05 * scale
+        )
+    sizes = [(96, 128), (90, 120)]
+    semantic = processor.post_process_semantic_segmentation(outputs, target_sizes=sizes)
+    semantic_ref = processor.post_process_semantic_segmentation(reference, target_sizes=sizes)
+    for got, want, size in zip(semantic, semantic_ref, sizes):
+        assert got.shape == size
+        assert (got == want).float().mean() >= 0.95
+    for method in ("post_process_instance_segmentation", "post_process_panoptic_segmentation"):
+        results = getattr(processor, method)(outputs, threshold=0.0, target_sizes=sizes)
+        assert [r["segmentation"].shape for r in results] == sizes
+        assert all(r["segmentation"].dtype != torch.bfloat16 for r in results)

@@ -69,3 +69,23 @@ def test_errors_name_the_problem(weights_and_model):
     predictor = Predictor(tiny_cfg(**SEMANTIC_ONLY))
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         predictor(np.zeros((10, 10), np.uint8))
+
+
+def test_list_runs_one_pass_per_size_and_equals_single_calls(weights_and_model):
+    path, _ = weights_and_model
+    predictor = Predictor(tiny_cfg(**SEMANTIC_ONLY, **{"MODEL.WEIGHTS": path}))
+    model, batch_sizes = predictor.model, []
+
+    def recording_model(inputs):
+        batch_sizes.append(len(inputs))
+        return model(inputs)
+
+    images = [_image(70, 90, 1), _image(40, 50, 2), _image(70, 90, 3)]
+    predictor.model = recording_model
+    batched = predictor(images)
+    # the two 70x90 images share a pass; the 40x50 one is not padded to their size
+    assert sorted(batch_sizes) == [1, 2]
+    predictor.model = model
+    for image, output in zip(images, batched):
+        single = predictor(image)["sem_seg"]
+        torch.testing.assert_close(output["sem_seg"], single, atol=1e-5, rtol=0)
