@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -86,18 +86,28 @@ class MSDeformAttnTransformerEncoder(nn.Module):
 
     @staticmethod
     def get_reference_points(
-        spatial_shapes: torch.Tensor, batch: int, device: torch.device | str
+        spatial_shapes: torch.Tensor | Sequence[tuple[int, int]],
+        batch: int,
+        device: torch.device | str,
     ) -> torch.Tensor:
         """Pixel centres of every level, normalised to [0, 1] (no padding: valid ratios are 1).
+
+        Args:
+            spatial_shapes: (L, 2) (H_l, W_l), a tensor or Python sizes (torch.export traces
+                sizes taken from tensor shapes, not values read from tensor data).
 
         Returns:
             (batch, S, L, 2) (x, y), the same point repeated for each of the L levels.
         """
+        if isinstance(spatial_shapes, torch.Tensor):
+            spatial_shapes = spatial_shapes.tolist()
         points = []
-        for height, width in spatial_shapes.tolist():
+        for height, width in spatial_shapes:
+            # arange + 0.5 equals linspace(0.5, size - 0.5, size) exactly (a step of 1.0), and its
+            # size stays symbolic under torch.export (linspace's end would specialise it)
             ref_y, ref_x = torch.meshgrid(
-                torch.linspace(0.5, height - 0.5, height, dtype=torch.float32, device=device),
-                torch.linspace(0.5, width - 0.5, width, dtype=torch.float32, device=device),
+                torch.arange(height, dtype=torch.float32, device=device) + 0.5,
+                torch.arange(width, dtype=torch.float32, device=device) + 0.5,
                 indexing="ij",
             )
             points.append(torch.stack((ref_x.reshape(-1) / width, ref_y.reshape(-1) / height), -1))
@@ -110,9 +120,13 @@ class MSDeformAttnTransformerEncoder(nn.Module):
         spatial_shapes: torch.Tensor,
         level_start_index: torch.Tensor,
         pos: torch.Tensor,
+        level_sizes: Sequence[tuple[int, int]] | None = None,
     ) -> torch.Tensor:
-        """Args: src, pos (N, S, C); spatial_shapes (L, 2). Returns: (N, S, C)."""
-        reference_points = self.get_reference_points(spatial_shapes, src.shape[0], src.device)
+        """Args: src, pos (N, S, C); spatial_shapes (L, 2); level_sizes: the same (H_l, W_l) as
+        Python sizes when known. Returns: (N, S, C)."""
+        reference_points = self.get_reference_points(
+            spatial_shapes if level_sizes is None else level_sizes, src.shape[0], src.device
+        )
         output = src
         for layer in self.layers:
             output = layer(output, pos, reference_points, spatial_shapes, level_start_index)
@@ -186,13 +200,26 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
             ],
             1,
         )
-        spatial_shapes = torch.as_tensor(
-            [src.shape[-2:] for src in srcs], dtype=torch.long, device=src_flatten.device
+        level_sizes = [tuple(src.shape[-2:]) for src in srcs]
+        # Stacked from scalars, not torch.as_tensor(level_sizes): torch.export then keeps the
+        # sizes symbolic (as_tensor would specialise the exported graph to one input size).
+        spatial_shapes = torch.stack(
+            [
+                torch.stack(
+                    [
+                        torch.full((), size, dtype=torch.long, device=src_flatten.device)
+                        for size in sizes
+                    ]
+                )
+                for sizes in level_sizes
+            ]
         )
         level_start_index = torch.cat(
             (spatial_shapes.new_zeros((1,)), spatial_shapes.prod(1).cumsum(0)[:-1])
         )
-        memory = self.encoder(src_flatten, spatial_shapes, level_start_index, pos_flatten)
+        memory = self.encoder(
+            src_flatten, spatial_shapes, level_start_index, pos_flatten, level_sizes
+        )
         return memory, spatial_shapes, level_start_index
 
 
@@ -350,10 +377,11 @@ class MSDeformAttnPixelDecoder(nn.Module):
                 x = features[name].to(dtype)
                 srcs.append(proj(x))
                 pos.append(self.pe_layer(x).to(dtype))
-            memory, spatial_shapes, _ = self.transformer(srcs, pos)
+            memory, _, _ = self.transformer(srcs, pos)
 
             batch = memory.shape[0]
-            shapes = spatial_shapes.tolist()
+            # sizes from the shapes, not the spatial_shapes tensor's data, so torch.export traces
+            shapes = [tuple(src.shape[-2:]) for src in srcs]
             outs = [
                 level.transpose(1, 2).view(batch, -1, height, width)
                 for level, (height, width) in zip(
