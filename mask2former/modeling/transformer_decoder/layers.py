@@ -57,7 +57,12 @@ def sdpa_multihead_attention(
     v = _split_heads(F.linear(value, w_v, b_v), heads)
     allowed = None
     if blocked is not None:
-        allowed = ~blocked.view(q.shape[0], heads, q.shape[2], k.shape[2])
+        blocked = blocked.view(q.shape[0], heads, q.shape[2], k.shape[2])
+        if blocked.stride(1) == 0:
+            # one mask shared by every head (compute_attention_mask's expanded view): pass it
+            # once and let it broadcast
+            blocked = blocked[:, :1]
+        allowed = ~blocked
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
     return attn.out_proj(out.permute(2, 0, 1, 3).flatten(2))
 

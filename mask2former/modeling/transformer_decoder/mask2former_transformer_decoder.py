@@ -51,7 +51,8 @@ def compute_attention_mask(
     """
     resized = F.interpolate(mask_logits, size=target_size, mode="bilinear", align_corners=False)
     blocked = resized.sigmoid().flatten(2) < 0.5  # (B, Q, h*w)
-    blocked &= ~blocked.all(-1, keepdim=True)  # the rule is per query, the same for all heads
+    # out of place: the ONNX (TorchScript) exporter has no in-place bitwise and
+    blocked = blocked & ~blocked.all(-1, keepdim=True)  # per query, the same for all heads
     return blocked.unsqueeze(1).expand(-1, num_heads, -1, -1).flatten(0, 1).detach()
 
 
@@ -189,7 +190,8 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
 
         Returns:
             dict with ``pred_logits`` (B, Q, K+1) and ``pred_masks`` (B, Q, H_m, W_m) of the last
-            layer, ``aux_outputs`` (the same for every earlier prediction, first to last) and
+            layer, ``aux_outputs`` (the same for every earlier prediction, first to last; in
+            eval mode their masks are channels-last views) and
             ``query_states``: the normalised queries (B, Q, hidden_dim) behind each of the
             ``dec_layers + 1`` predictions, and ``layer_outputs``: each decoder layer's raw
             output (Q, B, hidden_dim), before the shared norm (``dec_layers`` entries).
@@ -232,8 +234,10 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             output = self.transformer_self_attention_layers[i](output, query_pos=query_pos)
             output = self.transformer_ffn_layers[i](output)
             layer_outputs.append(output)
+            # the last prediction has no next layer to mask
+            next_size = sizes[(i + 1) % self.num_feature_levels]
             logits, masks, states, attn_mask = self.forward_prediction_heads(
-                output, mask_features, sizes[(i + 1) % self.num_feature_levels]
+                output, mask_features, next_size if i + 1 < self.num_layers else None
             )
             class_logits.append(logits)
             mask_logits.append(masks)
@@ -241,7 +245,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
 
         return {
             "pred_logits": class_logits[-1],
-            "pred_masks": mask_logits[-1],
+            "pred_masks": mask_logits[-1].contiguous(),
             "aux_outputs": [
                 {"pred_logits": a, "pred_masks": b}
                 for a, b in zip(class_logits[:-1], mask_logits[:-1])
@@ -254,26 +258,43 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         self,
         output: torch.Tensor,
         mask_features: torch.Tensor,
-        attn_mask_target_size: tuple[int, int],
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        attn_mask_target_size: tuple[int, int] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Predict from the current queries.
 
         Args:
             output: (Q, B, C) queries.
             mask_features: (B, mask_dim, H_m, W_m).
-            attn_mask_target_size: (h, w) of the level attended next.
+            attn_mask_target_size: (h, w) of the level attended next; None after the last
+                layer (no mask is computed).
 
         Returns:
-            class logits (B, Q, K+1), mask logits (B, Q, H_m, W_m), normalised queries
-            (B, Q, C), and the next attention mask (B * heads, Q, h * w) bool.
+            class logits (B, Q, K+1), mask logits (B, Q, H_m, W_m) (a channels-last view in
+            eval mode), normalised queries (B, Q, C), and the next attention mask
+            (B * heads, Q, h * w) bool or None.
         """
         decoder_output = self.decoder_norm(output).transpose(0, 1)
-        outputs_class = self.class_embed(decoder_output)
+        device_type = decoder_output.device.type
+        if not self.training and torch.is_autocast_enabled(device_type):
+            # Reduced-precision inference keeps the (tiny) class head in float32: panoptic and
+            # instance thresholds act on its softmax (bfloat16 cost 0.5 PQ on the demo model).
+            with torch.autocast(device_type, enabled=False):
+                outputs_class = self.class_embed(decoder_output.to(self.class_embed.weight.dtype))
+        else:
+            outputs_class = self.class_embed(decoder_output)
         mask_embed = self.mask_embed(decoder_output)
-        # (B, Q, C) @ (B, C, HW): the features are read in place, contiguous or channels-last
-        pixels = flatten_spatial(mask_features).transpose(1, 2)
-        outputs_mask = torch.bmm(mask_embed, pixels).view(
-            mask_embed.shape[0], mask_embed.shape[1], *mask_features.shape[-2:]
-        )
-        attn_mask = compute_attention_mask(outputs_mask, attn_mask_target_size, self.num_heads)
+        batch, num_queries = mask_embed.shape[:2]
+        height, width = mask_features.shape[-2:]
+        pixels = flatten_spatial(mask_features)  # (B, HW, C), read in place for either layout
+        if self.training:
+            outputs_mask = torch.bmm(mask_embed, pixels.transpose(1, 2))
+            outputs_mask = outputs_mask.view(batch, num_queries, height, width)
+        else:
+            # Channels-last logits (B, HW, Q): resizing them for the attention mask then needs
+            # no transposing copy (the CPU bilinear kernel works in channels-last).
+            outputs_mask = torch.bmm(pixels, mask_embed.transpose(1, 2))
+            outputs_mask = outputs_mask.view(batch, height, width, num_queries).permute(0, 3, 1, 2)
+        attn_mask = None
+        if attn_mask_target_size is not None:
+            attn_mask = compute_attention_mask(outputs_mask, attn_mask_target_size, self.num_heads)
         return outputs_class, outputs_mask, decoder_output, attn_mask
