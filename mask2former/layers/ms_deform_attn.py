@@ -15,9 +15,12 @@ one raises). The choice is logged once per device type.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -73,10 +76,28 @@ def select_backend(device_type: str) -> str:
     return backend
 
 
+# Set by ``use_reference_backend`` for the block it guards (this thread / task only).
+_reference_forced = contextvars.ContextVar("mask2former_msda_reference_forced", default=False)
+
+
+@contextlib.contextmanager
+def use_reference_backend() -> Iterator[None]:
+    """Run ``ms_deform_attn`` through the PyTorch reference inside the block.
+
+    For exporters that cannot carry the compiled op (ONNX has no kernel for it): the traced
+    graph then holds standard ops (``grid_sample``). Outside the block the usual choice holds.
+    """
+    token = _reference_forced.set(True)
+    try:
+        yield
+    finally:
+        _reference_forced.reset(token)
+
+
 @torch.compiler.assume_constant_result
 def _backend_for(device_type: str) -> str:
     # Runs eagerly even under torch.compile: the lookup (which may build) is not traced.
-    return select_backend(device_type)
+    return "pytorch" if _reference_forced.get() else select_backend(device_type)
 
 
 def ms_deform_attn(
