@@ -176,3 +176,27 @@ def test_expand_inputs(tmp_path):
         demo.expand_inputs([str(tmp_path / "missing*.png")])
     with pytest.raises(ValueError, match="a.jpg"):
         demo.expand_inputs([str(tmp_path / "a.jpg"), str(tmp_path / "sub" / "a.jpg")])
+
+
+def test_image_files_are_read_and_resized_in_workers(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from mask2former.data.detection_utils import read_image
+    from mask2former.predictor import ImagePreprocessor
+
+    paths = []
+    for index, (h, w) in enumerate(INPUT_SIZES.values()):
+        paths.append(str(tmp_path / f"{index}.png"))
+        rng = np.random.default_rng(index)
+        cv2.imwrite(paths[-1], rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    preprocessor = ImagePreprocessor(64, 128, input_format="BGR", model_format="RGB")
+    files = demo._ImageFiles(paths, preprocessor)
+    loader = DataLoader(files, batch_size=2, num_workers=1, collate_fn=demo._list_collate)
+    (batch,) = list(loader)
+    for (path, image, inputs), expected_path in zip(batch, paths):
+        assert path == expected_path
+        np.testing.assert_array_equal(image, read_image(path, format="BGR"))
+        torch.testing.assert_close(inputs["image"], preprocessor(image)["image"], rtol=0, atol=0)
+        assert inputs["image"].shape[-2:] != image.shape[:2]  # resized to the short side 64
+    with pytest.raises(SystemExit, match="--num-workers must be >= 0"):
+        demo.main(["--input", paths[0], "--num-workers", "-1"])
