@@ -121,9 +121,15 @@ class ExportedPredictor:
         return -(-max_h // unit) * unit, -(-max_w // unit) * unit
 
     def network(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the exported graph on (N, 3, H, W) float pixels; returns logits and masks."""
-        pred_logits, pred_masks = self._run(images.float().contiguous().numpy())
-        return torch.from_numpy(pred_logits), torch.from_numpy(pred_masks)
+        """Run the exported graph on (N, 3, H, W) float pixels; returns logits and masks.
+
+        A graph exported with batch 1 (no dynamic batch) runs image by image.
+        """
+        images = images.float().contiguous()
+        dynamic_batch = self.metadata["dynamic"] or self.metadata.get("dynamic_batch", False)
+        chunks = [images] if dynamic_batch else images.split(1)
+        outputs = [self._run(chunk.numpy()) for chunk in chunks]
+        return tuple(torch.from_numpy(np.concatenate(parts)) for parts in zip(*outputs))
 
     def __call__(self, batched_inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Like ``MaskFormer`` in eval mode.
