@@ -54,7 +54,7 @@ class _CityscapesEvaluator(DatasetEvaluator):
 
     def _ground_truth(self, pattern: str) -> list[str]:
         gt_dir = self._metadata.gt_dir
-        files = glob.glob(os.path.join(gt_dir, "*", pattern))
+        files = [os.path.abspath(f) for f in glob.glob(os.path.join(gt_dir, "*", pattern))]
         if not files:
             raise FileNotFoundError(f"No ground truth {pattern!r} under gt_dir {gt_dir!r}")
         return files
@@ -97,9 +97,16 @@ class CityscapesInstanceEvaluator(_CityscapesEvaluator):
         cityscapes_eval.args.gtInstancesFile = os.path.join(self._temp_dir, "gtInstances.json")
         gt_files = self._ground_truth("*_gtFine_instanceIds.png")
         preds = [cityscapes_eval.getPrediction(gt, cityscapes_eval.args) for gt in gt_files]
-        averages = cityscapes_eval.evaluateImgLists(preds, gt_files, cityscapes_eval.args)[
-            "averages"
-        ]
+        # The official script writes its "matches.json" into the working directory; run it
+        # in the temporary directory (all paths above are absolute) so it lands there.
+        cwd = os.getcwd()
+        os.chdir(self._temp_dir)
+        try:
+            averages = cityscapes_eval.evaluateImgLists(preds, gt_files, cityscapes_eval.args)[
+                "averages"
+            ]
+        finally:
+            os.chdir(cwd)
         self._working_dir.cleanup()
         return OrderedDict(
             {"segm": {"AP": averages["allAp"] * 100, "AP50": averages["allAp50%"] * 100}}
