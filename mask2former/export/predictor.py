@@ -21,7 +21,12 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def _onnxruntime_runner(path: Path, num_threads: int | None) -> Runner:
-    import onnxruntime
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(
+            f"running {path} needs onnxruntime: pip install 'mask2former[export]'"
+        ) from error
 
     options = onnxruntime.SessionOptions()
     if num_threads is not None:

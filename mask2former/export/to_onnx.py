@@ -41,8 +41,12 @@ def export_onnx(
     Returns:
         ``path``.
     """
-    import onnx
-
+    try:
+        import onnx
+    except ImportError as error:
+        raise ImportError(
+            "ONNX export needs the onnx package: pip install 'mask2former[export]'"
+        ) from error
     if opset < MIN_OPSET:
         raise ValueError(f"opset={opset}: MSDeformAttn needs GridSample, opset >= {MIN_OPSET}")
     path = Path(path)
