@@ -44,7 +44,10 @@ def _openvino_runner(path: Path, num_threads: int | None) -> Runner:
     import openvino
 
     core = openvino.Core()
-    config = {} if num_threads is None else {"INFERENCE_NUM_THREADS": num_threads}
+    # float32: OpenVINO's CPU plugin may otherwise pick bfloat16 where the CPU has it.
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    if num_threads is not None:
+        config["INFERENCE_NUM_THREADS"] = num_threads
     compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
 
     def run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mask2former.export import ExportedPredictor, export_model
+from mask2former.export import ExportableNetwork, ExportedPredictor, export_model
 from tests.export.conftest import relative_error
 from tests.optional import require_package
 
@@ -78,3 +78,19 @@ def test_torch_export_program_keeps_the_op_and_runs_dynamic_sizes(demo_model, tm
         expected = model(inputs)
     for got, want in zip(predictor(inputs), expected):
         assert_same_results(got, want)
+
+
+def test_openvino_runs_the_onnx_file_like_pytorch(demo_onnx):
+    require_package("openvino")  # optional: not in the CI extras
+    _, model, path = demo_onnx
+    predictor = ExportedPredictor(path, backend="openvino")
+    torch.manual_seed(8)
+    image = torch.randint(0, 256, (3, 160, 224), dtype=torch.uint8)
+    with torch.no_grad():
+        expected_logits, expected_masks = ExportableNetwork(model)(image[None].float())
+        expected = model([{"image": image}])[0]
+    pred_logits, pred_masks = predictor.network(image[None].float())
+    assert relative_error(pred_logits, expected_logits) < 1e-3
+    assert relative_error(pred_masks, expected_masks) < 1e-3
+    result = predictor([{"image": image}])[0]
+    assert torch.equal(result["panoptic_seg"][0], expected["panoptic_seg"][0])
