@@ -12,12 +12,18 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
 import pytest
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli on 3.10
+    import tomli as tomllib
+
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
