@@ -87,14 +87,17 @@ def build_d2_model(name: str) -> torch.nn.Module:
     return build_model(cfg).eval()
 
 
-def _network(model: torch.nn.Module, inputs: list[dict], context) -> object:
-    with torch.no_grad(), context():
+def _network(model: torch.nn.Module, inputs: list[dict], dtype: str) -> object:
+    with torch.no_grad(), autocast_context(dtype)():
         images = model.preprocess_images(inputs)
         return model.sem_seg_head(model.backbone(images.tensor))
 
 
-def _full(model: torch.nn.Module, inputs: list[dict], context) -> object:
-    with torch.no_grad(), context():
+def _full(model: torch.nn.Module, inputs: list[dict], dtype: str) -> object:
+    # As TEST.AMP.ENABLED / TEST.AMP.DTYPE set it: the network under autocast, the
+    # post-processing in float32.
+    model.inference_dtype = None if dtype == "float32" else getattr(torch, dtype)
+    with torch.no_grad():
         return model(inputs)
 
 
@@ -108,9 +111,8 @@ def bench_d2(models: list[str], sizes: list[tuple[int, int]], dtypes: list[str],
             inputs = [{"image": image, "height": size[0], "width": size[1]}]
             fns = {}
             for dtype in dtypes:
-                context = autocast_context(dtype)
-                fns[f"net {dtype}"] = partial(_network, model, inputs, context)
-                fns[f"full {dtype}"] = partial(_full, model, inputs, context)
+                fns[f"net {dtype}"] = partial(_network, model, inputs, dtype)
+                fns[f"full {dtype}"] = partial(_full, model, inputs, dtype)
             medians = interleaved_medians(fns, repeats)
             for dtype in dtypes:
                 net, full = medians[f"net {dtype}"], medians[f"full {dtype}"]
@@ -169,9 +171,9 @@ def profile_r50(size: tuple[int, int], top: int = 25) -> None:
     model = build_d2_model("R50")
     image = torch.randint(0, 256, (3, *size), dtype=torch.uint8)
     inputs = [{"image": image, "height": size[0], "width": size[1]}]
-    _full(model, inputs, nullcontext)
+    _full(model, inputs, "float32")
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        _full(model, inputs, nullcontext)
+        _full(model, inputs, "float32")
     print(f"\nTop operators, R50 full model([x]) float32 {size[0]}x{size[1]}:")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
 

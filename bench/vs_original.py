@@ -25,7 +25,6 @@ import tempfile
 import time
 import types
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
 import torch
@@ -142,10 +141,18 @@ def main() -> None:
     theirs = _build_original(original, args.original_root, args.config)
     ours = _build_ours(args.config, theirs.state_dict())
 
-    variants: list[tuple[str, torch.nn.Module, Callable[[], AbstractContextManager]]] = [
-        ("original float32", theirs, nullcontext),
-        ("ours float32", ours, nullcontext),
-        ("ours bfloat16", ours, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
+    def ours_in(dtype: torch.dtype | None) -> Callable[[list[dict]], list[dict]]:
+        def run(inputs: list[dict]) -> list[dict]:
+            # What TEST.AMP.ENABLED / TEST.AMP.DTYPE set on the model.
+            ours.inference_dtype = dtype
+            return ours(inputs)
+
+        return run
+
+    variants: list[tuple[str, Callable[[list[dict]], list[dict]]]] = [
+        ("original float32", theirs),
+        ("ours float32", ours_in(None)),
+        ("ours bfloat16", ours_in(torch.bfloat16)),
     ]
     print(f"{args.config}, CPU, {args.threads} threads, median of {args.repeats} (s)")
     print(f"{'input':10s} {'variant':18s} {'full model([x])':>16s} {'speed-up':>9s}")
@@ -156,17 +163,15 @@ def main() -> None:
         inputs = [{"image": image, "height": height, "width": width}]
         with torch.no_grad():
             reference = theirs(inputs)
-            check = _compare(ours(inputs), reference)
-            times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
-            for _, model, context in variants:  # warm-up
-                with context():
-                    model(inputs)
+            check = _compare(ours_in(None)(inputs), reference)
+            times: dict[str, list[float]] = {name: [] for name, _ in variants}
+            for _, run in variants:  # warm-up
+                run(inputs)
             for _ in range(args.repeats):  # interleaved rounds
-                for name, model, context in variants:
-                    with context():
-                        times[name].append(_seconds(partial(model, inputs)))
+                for name, run in variants:
+                    times[name].append(_seconds(partial(run, inputs)))
         base = statistics.median(times["original float32"])
-        for name, _, _ in variants:
+        for name, _ in variants:
             median = statistics.median(times[name])
             print(f"{size_text:10s} {name:18s} {median:16.3f} {base / median:8.2f}x")
         print(f"{size_text:10s} ours vs original (float32): {check}")

@@ -156,6 +156,25 @@ def test_bfloat16_network_predicts_like_float32(trained):
         )
 
 
+def test_callers_autocast_does_not_reach_post_processing(trained):
+    """A user's own ``torch.autocast`` around ``model(inputs)`` gives the TEST.AMP results:
+    the post-processing still runs in float32."""
+    model, _ = trained
+    inputs = _inputs((103,))
+    model.inference_dtype = torch.bfloat16
+    try:
+        with torch.no_grad():
+            expected = model(inputs)[0]
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                got = model(inputs)[0]
+    finally:
+        model.inference_dtype = None
+    assert got["sem_seg"].dtype == torch.float32
+    assert torch.equal(got["sem_seg"], expected["sem_seg"])
+    assert torch.equal(got["panoptic_seg"][0], expected["panoptic_seg"][0])
+    assert torch.equal(got["instances"].scores, expected["instances"].scores)
+
+
 def test_training_forward_ignores_the_inference_dtype(trained):
     model, _ = trained
     image, instances = _scene(7)

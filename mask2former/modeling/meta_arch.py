@@ -258,8 +258,15 @@ class MaskFormer(nn.Module):
             # Losses without a weight are dropped, as in the original.
             return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
 
-        # Reduced-precision network outputs reach post-processing as float32.
+        # Reduced-precision network outputs reach post-processing as float32, and a caller's
+        # own autocast region does not reach into it (thresholds, argmaxes, mask products).
         outputs = {name: outputs[name].float() for name in ("pred_logits", "pred_masks")}
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            return self._postprocess(outputs, images, batched_inputs)
+
+    def _postprocess(
+        self, outputs: dict[str, torch.Tensor], images: ImageList, batched_inputs: list[dict]
+    ) -> list[dict[str, Any]]:
         return postprocess_batch(
             outputs["pred_logits"],
             outputs["pred_masks"],
