@@ -9,6 +9,8 @@ EXPECTED_OPTIONS = {
     "tools/evaluate_pq_for_semantic_segmentation.py": ["--dataset-name", "--json-file"],
     "tools/convert-torchvision-to-d2.py": ["input", "output"],
     "tools/convert-pretrained-swin-model-to-d2.py": ["input", "output"],
+    "tools/export_model.py": ["--config-file", "--format", "--output", "--height", "--width",
+                              "--dynamic", "--opset"],
 }  # fmt: skip
 
 
