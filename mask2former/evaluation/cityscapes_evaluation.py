@@ -25,14 +25,40 @@ from mask2former.utils import comm
 logger = logging.getLogger(__name__)
 
 
+class _NumpyForCityscapesScripts(ModuleType):
+    """numpy as the official scripts (written for numpy 1.x) expect it: ``np.in1d``, which
+    numpy 2.4 removed (``np.isin`` on the flattened input replaces it), and a whole-array
+    ``np.count_nonzero`` that returns a Python int (numpy 2 returns a numpy integer, which
+    the scripts' JSON writer cannot serialise)."""
+
+    def __init__(self) -> None:
+        super().__init__("numpy")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+    @staticmethod
+    def in1d(values: Any, test_values: Any, assume_unique: bool = False, invert: bool = False):
+        return np.isin(np.ravel(values), test_values, assume_unique=assume_unique, invert=invert)
+
+    @staticmethod
+    def count_nonzero(values: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
+        count = np.count_nonzero(values, axis=axis, keepdims=keepdims)
+        return int(count) if axis is None and not keepdims else count
+
+
 def _import_cityscapes(module: str) -> ModuleType:
     try:
-        return importlib.import_module(f"cityscapesscripts.{module}")
+        imported = importlib.import_module(f"cityscapesscripts.{module}")
     except ImportError as e:
         raise ImportError(
             "Cityscapes evaluation needs the official scripts: pip install cityscapesscripts "
             "(or pip install 'mask2former[eval]')"
         ) from e
+    # Only the scripts' own module-level ``np`` is replaced, never numpy itself.
+    if getattr(imported, "np", None) is np:
+        imported.np = _NumpyForCityscapesScripts()
+    return imported
 
 
 class _CityscapesEvaluator(DatasetEvaluator):
