@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
@@ -34,6 +32,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.timing import interleaved_medians  # noqa: E402
 from mask2former.config import get_cfg  # noqa: E402
 from mask2former.hf import (  # noqa: E402
     Mask2FormerForUniversalSegmentation,
@@ -59,19 +58,6 @@ def autocast_context(dtype: str) -> Callable[[], AbstractContextManager]:
     if dtype == "float32":
         return nullcontext
     return partial(torch.autocast, "cpu", dtype=getattr(torch, dtype))
-
-
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, one warm-up each, then rounds over all of them."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def padded(size: tuple[int, int], divisor: int = 32) -> tuple[int, int]:

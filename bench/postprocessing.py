@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from types import SimpleNamespace
 
@@ -32,6 +29,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "modeling"))
 import _reference_postprocessing as reference  # noqa: E402
 from test_postprocessing_equivalence import make_logits  # noqa: E402
 
+from bench.timing import interleaved_medians  # noqa: E402
 from mask2former.hf import Mask2FormerImageProcessor  # noqa: E402
 from mask2former.modeling.postprocessing import postprocess_batch  # noqa: E402
 
@@ -42,19 +40,6 @@ TASKS = {
     "all three": {"semantic_on": True, "panoptic_on": True, "instance_on": True},
 }
 COCO_THINGS = list(range(80))  # COCO panoptic: the first 80 of the 133 classes are things
-
-
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median ms of each function: one warm-up each, then ``repeats`` rounds over all."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(1000 * (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def network_outputs(
@@ -91,7 +76,7 @@ def bench_tail(sizes, kinds, num_queries, num_classes, repeats) -> list[tuple]:
                 )
                 fns[(task, "ours")] = partial(postprocess_batch, *args, **options)
             with torch.no_grad():
-                medians = interleaved_medians(fns, repeats)
+                medians = {k: 1000 * v for k, v in interleaved_medians(fns, repeats).items()}
             for task in TASKS:
                 before, after = medians[(task, "reference")], medians[(task, "ours")]
                 rows.append((f"{size[0]}x{size[1]}", kind, task, before, after))
@@ -130,7 +115,7 @@ def bench_hf(sizes, kinds, num_queries, num_classes, repeats) -> list[tuple]:
                         getattr(processor, method), outputs, target_sizes=[size], **options
                     )
             with torch.no_grad():
-                medians = interleaved_medians(fns, repeats)
+                medians = {k: 1000 * v for k, v in interleaved_medians(fns, repeats).items()}
             for task in calls:
                 before, after = medians[(task, "reference")], medians[(task, "ours")]
                 rows.append((f"{size[0]}x{size[1]}", kind, f"hf {task}", before, after))
