@@ -14,7 +14,7 @@ Examples::
 Images are written to ``--output`` under their input file name and at their input size; a
 video ``clip.mp4`` becomes ``<output>/clip.mp4`` (``.avi`` inputs stay ``.avi``) with the same
 frame count. ``--save-raw`` also writes ``sem_seg/``, ``panoptic/`` + ``panoptic.json`` and
-``instances.json`` (see ``mask2former.utils.prediction_io``).
+``instances.json`` (see ``mask2former.evaluation.prediction_files``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import tqdm
 from mask2former.config import get_cfg
 from mask2former.data import register_builtin
 from mask2former.data.detection_utils import read_image
+from mask2former.evaluation.prediction_files import RawPredictionWriter
 from mask2former.predictor import ImagePreprocessor, Predictor
-from mask2former.utils.prediction_io import RawPredictionWriter
 from mask2former.utils.visualizer import TASKS, draw_predictions
 
 logger = logging.getLogger("mask2former.demo")

@@ -1,6 +1,6 @@
 """Fine-tune Mask2Former (transformers-style API) on the demo "shapes" dataset with Accelerate.
 
-    python -m mask2former.data.demo_dataset --output demo_shapes
+    python -m mask2former.data.datasets.demo_files --output demo_shapes
     python examples/finetune_accelerate.py --data demo_shapes --output runs/shapes
     # start from a save_pretrained directory (transformers' or ours) with new classes:
     python examples/finetune_accelerate.py --data demo_shapes --init path/to/model --steps 500
@@ -18,13 +18,13 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from mask2former.data.demo_dataset import CATEGORIES
+from mask2former.data.datasets.demo_files import CATEGORIES
 from mask2former.hf import (
     Mask2FormerConfig,
     Mask2FormerForUniversalSegmentation,
     Mask2FormerImageProcessor,
 )
-from mask2former.hf.demo_data import DemoSemanticDataset, collate_segmentation_batch
+from mask2former.hf.torch_dataset import DemoSemanticDataset, collate_segmentation_batch
 
 ID2LABEL = {index: category["name"] for index, category in enumerate(CATEGORIES)}
 

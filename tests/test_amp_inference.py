@@ -23,7 +23,7 @@ from mask2former.modeling import build_model
 from mask2former.modeling.test_time_augmentation import SemanticSegmentorWithTTA
 from mask2former.predictor import Predictor
 from mask2former.structures import Instances
-from tests.hf.conftest import tiny_config_dict
+from tests.hf.tiny_hf_config import tiny_config_dict
 from tests.tiny_config import tiny_cfg
 
 AMP = {"TEST.AMP.ENABLED": True}

@@ -31,8 +31,8 @@ from mask2former.checkpoint import DetectionCheckpointer
 from mask2former.config import get_cfg
 from mask2former.data import DatasetCatalog, build_detection_test_loader, register_builtin
 from mask2former.modeling import build_model
-from mask2former.utils.analysis import build_model_on_meta, count_activations, parameter_counts
-from mask2former.utils.flop_count import count_flops, flop_table
+from mask2former.modeling.analysis import build_model_on_meta, count_activations, parameter_counts
+from mask2former.modeling.flop_count import count_flops, flop_table
 
 logger = logging.getLogger("mask2former.analyze_model")
 

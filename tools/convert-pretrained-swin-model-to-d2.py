@@ -4,7 +4,7 @@
 Use the result with MODEL.WEIGHTS and INPUT.FORMAT RGB.
 """
 
-from mask2former.utils.convert_pretrained import main
+from mask2former.checkpoint.convert_pretrained import main
 
 if __name__ == "__main__":
     main("swin", __doc__, "swin_tiny_patch4_window7_224.pth")

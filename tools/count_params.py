@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mask2former.config import get_cfg
-from mask2former.utils.analysis import build_model_on_meta, parameter_counts
+from mask2former.modeling.analysis import build_model_on_meta, parameter_counts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
 Pre-processing gives the same tensors as transformers' (torchvision-backed) processor:
 resize (shortest/longest edge, size_divisor), rescale, normalize, pad + ``pixel_mask``, and
 segmentation maps turned into per-segment binary ``mask_labels`` with ``class_labels``.
-Post-processing (semantic / instance / panoptic) lives in ``hf/postprocessing_hf.py``.
+Post-processing (semantic / instance / panoptic) lives in ``hf/post_processing.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mask2former.hf import postprocessing_hf
+from mask2former.hf import post_processing
 from mask2former.hf.image_inputs import (
     flatten_images,
     resize_chw,
@@ -353,8 +353,8 @@ class Mask2FormerImageProcessor:
     def post_process_semantic_segmentation(
         self, outputs: Any, target_sizes: list[tuple[int, int]] | None = None, **kwargs: Any
     ) -> list[torch.Tensor]:
-        """See ``postprocessing_hf.semantic_segmentation``."""
-        return postprocessing_hf.semantic_segmentation(outputs, target_sizes, **kwargs)
+        """See ``post_processing.semantic_segmentation``."""
+        return post_processing.semantic_segmentation(outputs, target_sizes, **kwargs)
 
     def post_process_instance_segmentation(
         self,
@@ -367,8 +367,8 @@ class Mask2FormerImageProcessor:
         return_binary_maps: bool | None = False,
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
-        """See ``postprocessing_hf.instance_segmentation``."""
-        return postprocessing_hf.instance_segmentation(
+        """See ``post_processing.instance_segmentation``."""
+        return post_processing.instance_segmentation(
             outputs,
             threshold=threshold,
             mask_threshold=mask_threshold,
@@ -389,8 +389,8 @@ class Mask2FormerImageProcessor:
         target_sizes: list[tuple[int, int]] | None = None,
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
-        """See ``postprocessing_hf.panoptic_segmentation``."""
-        return postprocessing_hf.panoptic_segmentation(
+        """See ``post_processing.panoptic_segmentation``."""
+        return post_processing.panoptic_segmentation(
             outputs,
             threshold=threshold,
             mask_threshold=mask_threshold,

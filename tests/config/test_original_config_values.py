@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-from record_original_configs import CONFIG_ROOT, config_paths, flatten
 
 from mask2former.config import get_cfg
+from tests.config.record_original_configs import CONFIG_ROOT, config_paths, flatten
 
 FIXTURE = Path(__file__).resolve().parent / "original_config_values.json"
 # Keys the original does not have, with defaults that keep the original's behaviour; each is

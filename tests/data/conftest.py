@@ -2,7 +2,7 @@
 
 import pytest
 
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mask2former.data import DatasetCatalog, MetadataCatalog, register_demo
-from mask2former.data.demo_dataset import generate_demo_dataset, main
+from mask2former.data.datasets.demo_files import generate_demo_dataset, main
 from mask2former.utils.panoptic_ids import rgb2id
 from tests.optional import require_package
 

@@ -7,7 +7,7 @@ import sys
 import filelock
 import pytest
 
-from mask2former.data import demo_dataset
+from mask2former.data.datasets import demo_files as demo_dataset
 from tests.cli_helpers import REPO_ROOT, cli_env
 
 # fcntl missing, as on Windows. iopath's and filelock's locks choose fcntl or msvcrt by
@@ -16,7 +16,7 @@ BLOCK_FCNTL = "import iopath.common.file_io, filelock, sys\nsys.modules['fcntl']
 
 
 def test_import_works_without_fcntl():
-    code = BLOCK_FCNTL + ("import mask2former.data, mask2former.data.demo_dataset\nprint('ok')")
+    code = BLOCK_FCNTL + "import mask2former.data.datasets.demo_files\nprint('ok')"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True
     )

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from record_original_mappers import (
+
+from mask2former.config import get_cfg
+from mask2former.data import MetadataCatalog, build_train_mapper
+from tests.data.record_original_mappers import (
     DATASET,
     MAPPERS,
     OVERRIDES,
@@ -16,9 +19,6 @@ from record_original_mappers import (
     seed_everything,
     summarize,
 )
-
-from mask2former.config import get_cfg
-from mask2former.data import MetadataCatalog, build_train_mapper
 
 FIXTURE = Path(__file__).resolve().parent / "original_mapper_outputs.json"
 

@@ -3,7 +3,7 @@
 import json
 import os
 
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from tests.cli_helpers import run_cli
 from tests.tiny_config import BASE_CONFIG, tiny_opts
 

@@ -6,7 +6,7 @@ import math
 import pytest
 from distributed_eval import evaluation_worker
 
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from mask2former.engine.launch import launch
 from mask2former.engine.trainer import EVAL_RESULTS_FILE
 

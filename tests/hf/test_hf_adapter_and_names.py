@@ -6,7 +6,6 @@ import os
 
 import pytest
 import torch
-from conftest import tiny_config_dict
 
 from mask2former.config import get_cfg
 from mask2former.hf import Mask2FormerConfig, adapter, hf_to_original, original_to_hf
@@ -16,6 +15,7 @@ from mask2former.modeling.build import build_model
 from mask2former.modeling.meta_arch import MaskFormer
 from mask2former.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
 from mask2former.modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
+from tests.hf.tiny_hf_config import tiny_config_dict
 from tests.optional import require_package
 
 SWIN_YAML = os.path.join(

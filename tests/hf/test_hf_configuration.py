@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import tiny_config_dict
 
 from mask2former.hf import Mask2FormerConfig
+from tests.hf.tiny_hf_config import tiny_config_dict
 from tests.optional import require_package
 
 transformers = require_package("transformers")

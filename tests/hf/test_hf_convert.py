@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import torch
-from conftest import tiny_config_dict
 
 from mask2former.hf import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 from mask2former.hf.convert import convert_checkpoint, read_state_dict
+from tests.hf.tiny_hf_config import tiny_config_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tools", "convert_checkpoint.py")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config_dict
 
 from mask2former.hf import (
     Mask2FormerConfig,
     Mask2FormerForUniversalSegmentation,
     Mask2FormerModel,
 )
+from tests.hf.tiny_hf_config import tiny_config_dict
 from tests.optional import require_package
 
 transformers = require_package("transformers")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import torch
-from conftest import tiny_config_dict
 
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from mask2former.hf import (
     Mask2FormerConfig,
     Mask2FormerForUniversalSegmentation,
     Mask2FormerImageProcessor,
 )
-from mask2former.hf.demo_data import DemoSemanticDataset, collate_segmentation_batch
+from mask2former.hf.torch_dataset import DemoSemanticDataset, collate_segmentation_batch
+from tests.hf.tiny_hf_config import tiny_config_dict
 from tests.optional import require_package
 
 transformers = require_package("transformers")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mask2former.layers.ms_deform_attn_module import MSDeformAttn
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.wrappers import flatten_spatial
 from mask2former.modeling.backbone.resnet import build_resnet
-from mask2former.modeling.pixel_decoder.ms_deform_attn import MSDeformAttn
 from mask2former.modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
 
 SHAPES = [(8, 12), (4, 6), (2, 3)]

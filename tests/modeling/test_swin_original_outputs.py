@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from record_swin_original import SETTINGS, fill_weights, swin_input
 
 from mask2former.modeling.backbone import D2SwinTransformer
+from tests.modeling.record_swin_original import SETTINGS, fill_weights, swin_input
 
 FIXTURE = Path(__file__).resolve().parent / "swin_original_outputs.json"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mask2former.utils.device as device_module
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from mask2former.engine import cli
 from mask2former.utils.device import resolve_device
 from tests.cli_helpers import start_cli

@@ -11,7 +11,7 @@ import pytest
 from mask2former.data import DatasetCatalog, MaskFormerPanopticDatasetMapper
 from mask2former.data.datasets import load_coco_json, load_coco_panoptic_json
 from mask2former.data.datasets.demo import demo_metadata
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from tests.tiny_config import tiny_cfg
 
 

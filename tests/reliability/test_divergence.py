@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from tests.cli_helpers import start_cli
 from tests.tiny_config import BASE_CONFIG, tiny_opts
 

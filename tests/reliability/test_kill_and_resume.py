@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mask2former.checkpoint.file_io import read_checkpoint
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from tests.cli_helpers import REPO_ROOT, cli_env
 from tests.tiny_config import BASE_CONFIG, tiny_opts
 

@@ -1,4 +1,4 @@
-"""tools/analyze_model.py and mask2former.utils.analysis (parameter / FLOP / activation counts)."""
+"""tools/analyze_model.py and modeling/analysis.py (parameter / FLOP / activation counts)."""
 
 import argparse
 import importlib.util
@@ -15,8 +15,8 @@ from mask2former.data import DatasetCatalog
 from mask2former.layers import _msda_build
 from mask2former.layers.ms_deform_attn_reference import ms_deform_attn_reference
 from mask2former.modeling import build_model
-from mask2former.utils.analysis import parameter_counts
-from mask2former.utils.flop_count import count_flops
+from mask2former.modeling.analysis import parameter_counts
+from mask2former.modeling.flop_count import count_flops
 from tests.cli_helpers import REPO_ROOT, run_cli
 from tests.optional import unavailable
 from tests.tiny_config import BASE_CONFIG, tiny_cfg

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mask2former.data.demo_dataset import generate_demo_dataset
+from mask2former.data.datasets.demo_files import generate_demo_dataset
 from mask2former.evaluation.coco_format import encode_mask
 from mask2former.evaluation.semantic_pq import evaluate_sem_seg_json
 from tests.cli_helpers import run_cli

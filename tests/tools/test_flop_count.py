@@ -6,8 +6,8 @@ from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 from torch import nn
 
 from mask2former.modeling import build_model
-from mask2former.utils.analysis import count_activations
-from mask2former.utils.flop_count import count_flops, flop_table
+from mask2former.modeling.analysis import count_activations
+from mask2former.modeling.flop_count import count_flops, flop_table
 from tests.tiny_config import tiny_cfg
 
 

@@ -8,7 +8,7 @@ from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
 from mask2former.data.datasets.builtin_meta import panoptic_metadata
 from mask2former.data.datasets.coco import load_coco_json, load_sem_seg
 from mask2former.data.datasets.coco_panoptic import load_coco_panoptic_json
-from mask2former.data.demo_dataset import CATEGORIES, ensure_demo_dataset
+from mask2former.data.datasets.demo_files import CATEGORIES, ensure_demo_dataset
 
 __all__ = ["demo_metadata", "register_demo"]
 

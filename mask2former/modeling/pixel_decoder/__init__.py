@@ -1,7 +1,6 @@
 """Pixel decoders (registered in ``PIXEL_DECODER_REGISTRY`` on import) and their builder."""
 
 from mask2former.modeling.pixel_decoder.fpn import BasePixelDecoder, build_pixel_decoder
-from mask2former.modeling.pixel_decoder.ms_deform_attn import MSDeformAttn
 from mask2former.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
 
-__all__ = ["BasePixelDecoder", "MSDeformAttn", "MSDeformAttnPixelDecoder", "build_pixel_decoder"]
+__all__ = ["BasePixelDecoder", "MSDeformAttnPixelDecoder", "build_pixel_decoder"]

@@ -17,12 +17,12 @@ from torch.nn import functional as F
 
 from mask2former.config.configurable import configurable
 from mask2former.layers.batch_norm import get_norm
+from mask2former.layers.ms_deform_attn_module import MSDeformAttn
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.shape_spec import ShapeSpec
 from mask2former.layers.weight_init import c2_xavier_fill
 from mask2former.layers.wrappers import Conv2d, flatten_spatial
 from mask2former.modeling.pixel_decoder.fpn import NUM_MULTI_SCALE_FEATURES
-from mask2former.modeling.pixel_decoder.ms_deform_attn import MSDeformAttn
 from mask2former.modeling.registry import PIXEL_DECODER_REGISTRY
 
 

@@ -17,7 +17,7 @@ class DemoSemanticDataset(torch.utils.data.Dataset):
     """Images with their semantic maps (ids 0..4, 255 ignored), encoded by ``processor``.
 
     Args:
-        root: output folder of ``python -m mask2former.data.demo_dataset``.
+        root: output folder of ``python -m mask2former.data.datasets.demo_files``.
         split: "train" or "val".
         processor: the image processor; its ``ignore_index`` should be 255.
     """
@@ -27,7 +27,7 @@ class DemoSemanticDataset(torch.utils.data.Dataset):
         if not self.images:
             raise FileNotFoundError(
                 f"no images under {os.path.join(root, 'images', split)}; create the dataset with "
-                f"python -m mask2former.data.demo_dataset --output {root}"
+                f"python -m mask2former.data.datasets.demo_files --output {root}"
             )
         self.maps = [
             os.path.join(root, f"sem_seg_{split}", os.path.basename(p)) for p in self.images

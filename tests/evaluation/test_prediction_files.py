@@ -1,4 +1,4 @@
-"""Raw prediction files (mask2former.utils.prediction_io): ids, formats, category mapping."""
+"""Raw prediction files (evaluation/prediction_files.py): ids, formats, category mapping."""
 
 import json
 
@@ -8,7 +8,7 @@ from PIL import Image
 
 from mask2former.data.catalog import Metadata
 from mask2former.data.detection_utils import rgb2id
-from mask2former.utils.prediction_io import (
+from mask2former.evaluation.prediction_files import (
     RawPredictionWriter,
     panoptic_categories,
     semantic_label_map,

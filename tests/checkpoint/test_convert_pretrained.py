@@ -2,7 +2,7 @@ import pickle
 
 import torch
 
-from mask2former.utils.convert_pretrained import convert_file, torchvision_resnet_name_to_d2
+from mask2former.checkpoint.convert_pretrained import convert_file, torchvision_resnet_name_to_d2
 
 
 def test_torchvision_names():

@@ -3,7 +3,7 @@
 Activations are counted as fvcore's default table counted them, the output elements of
 convolutions, matrix products (linear layers, einsum, matmul) and the MSDeformAttn kernel op,
 but by watching the dispatched ops of an eager run (no ``torch.jit`` tracing). FLOPs are in
-:mod:`mask2former.utils.flop_count`.
+:mod:`mask2former.modeling.flop_count`.
 """
 
 from __future__ import annotations

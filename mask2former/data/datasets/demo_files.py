@@ -13,7 +13,7 @@ Layout under ``DIR``::
     panoptic_{train,val}/<stem>.png             panoptic ids, RGB encoded
     sem_seg_{train,val}/<stem>.png              contiguous ids 0..4 (things included), 255 ignore
 
-Usage: ``python -m mask2former.data.demo_dataset --output DIR [--num-train N --num-val M]``.
+Usage: ``python -m mask2former.data.datasets.demo_files --output DIR [--num-train N --num-val M]``.
 """
 
 from __future__ import annotations
