@@ -31,7 +31,7 @@ import pycocotools.mask as mask_util
 from filelock import FileLock
 from PIL import Image
 
-from mask2former.data.detection_utils import id2rgb
+from mask2former.utils.panoptic_ids import id2rgb
 
 logger = logging.getLogger(__name__)
 
