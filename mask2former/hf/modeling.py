@@ -249,31 +249,28 @@ def _model_output(
     features = run["features"]
     names = sorted(features)
     masks = tuple(aux["pred_masks"] for aux in predictions["aux_outputs"])
-    output = Mask2FormerModelOutput(
-        encoder_last_hidden_state=features[names[-1]],
-        pixel_decoder_last_hidden_state=run["mask_features"],
-        transformer_decoder_last_hidden_state=run["layer_outputs"][-1].transpose(0, 1),
-        masks_queries_logits=masks + (predictions["pred_masks"],),
-    )
+    states = {}
     if hidden:
         batch = run["mask_features"].shape[0]
         queries = model.sem_seg_head.predictor.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)
         num_layers = len(model.sem_seg_head.predictor.transformer_ffn_layers)
         layer_outputs = run["layer_outputs"] if num_layers else []
-        output.encoder_hidden_states = tuple(features[name] for name in names)
-        output.pixel_decoder_hidden_states = tuple(run["multi_scale_features"])
-        output.transformer_decoder_hidden_states = (queries, *layer_outputs)
-        output.transformer_decoder_intermediate_states = tuple(
-            state.transpose(0, 1) for state in predictions["query_states"]
-        )
-        for name in (
-            "encoder_hidden_states",
-            "pixel_decoder_hidden_states",
-            "transformer_decoder_hidden_states",
-            "transformer_decoder_intermediate_states",
-        ):
-            output[name] = getattr(output, name)
-    return output
+        states = {
+            "encoder_hidden_states": tuple(features[name] for name in names),
+            "pixel_decoder_hidden_states": tuple(run["multi_scale_features"]),
+            "transformer_decoder_hidden_states": (queries, *layer_outputs),
+            "transformer_decoder_intermediate_states": tuple(
+                state.transpose(0, 1) for state in predictions["query_states"]
+            ),
+        }
+    # Built in one step: the tuple view follows the field order only then.
+    return Mask2FormerModelOutput(
+        encoder_last_hidden_state=features[names[-1]],
+        pixel_decoder_last_hidden_state=run["mask_features"],
+        transformer_decoder_last_hidden_state=run["layer_outputs"][-1].transpose(0, 1),
+        masks_queries_logits=masks + (predictions["pred_masks"],),
+        **states,
+    )
 
 
 class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):

@@ -135,6 +135,59 @@ def test_losses_agree_with_shared_point_sampling(tmp_path):
     assert ours.model.backbone.patch_embed.proj.weight.grad is not None
 
 
+def _assert_same_structure(ours, theirs, name: str) -> None:
+    """Equal nesting (tuples, lists, dicts) with tensors close at every leaf."""
+    if isinstance(theirs, torch.Tensor):
+        assert isinstance(ours, torch.Tensor), f"{name}: got {type(ours).__name__}"
+        _assert_close(ours, theirs, name)
+    elif isinstance(theirs, dict):
+        assert isinstance(ours, dict) and list(ours) == list(theirs), name
+        for key in theirs:
+            _assert_same_structure(ours[key], theirs[key], f"{name}[{key!r}]")
+    else:
+        assert isinstance(ours, (tuple, list)), f"{name}: got {type(ours).__name__}"
+        assert len(ours) == len(theirs), f"{name}: {len(ours)} items, expected {len(theirs)}"
+        for index, (ours_item, their_item) in enumerate(zip(ours, theirs)):
+            _assert_same_structure(ours_item, their_item, f"{name}[{index}]")
+
+
+@pytest.mark.parametrize("with_labels", [False, True])
+@pytest.mark.parametrize("auxiliary", [False, True])
+@pytest.mark.parametrize("hidden", [False, True])
+def test_tuple_outputs_follow_transformers_field_order(tmp_path, hidden, auxiliary, with_labels):
+    theirs = _transformers_model(tmp_path, 3)
+    ours = Mask2FormerForUniversalSegmentation.from_pretrained(tmp_path)
+    generator = torch.Generator().manual_seed(5)
+    pixel_values = torch.randn(1, 3, 96, 96, generator=generator)
+    kwargs = {"output_hidden_states": hidden, "output_auxiliary_logits": auxiliary}
+    if with_labels:
+        kwargs["mask_labels"] = [(torch.rand(2, 96, 96, generator=generator) > 0.5).float()]
+        kwargs["class_labels"] = [torch.tensor([0, 2])]
+    torch.manual_seed(7)
+    if with_labels:
+        # transformers 5.x fails on its own tuple path with a loss ("Tensor + tuple"); its
+        # documented tuple is the output's non-None fields in field order, i.e. to_tuple().
+        expected = theirs(pixel_values, **kwargs).to_tuple()
+    else:
+        expected = theirs(pixel_values, return_dict=False, **kwargs)
+    torch.manual_seed(7)
+    got = ours(pixel_values, return_dict=False, **kwargs)
+    _assert_same_structure(got, expected, "outputs")
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_base_model_tuple_follows_transformers_field_order(tmp_path, hidden):
+    torch.manual_seed(0)
+    theirs = transformers.Mask2FormerModel(transformers.Mask2FormerConfig(**tiny_config_dict(2)))
+    theirs.eval().save_pretrained(tmp_path)
+    ours = Mask2FormerModel.from_pretrained(tmp_path)
+    pixel_values = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        expected = theirs(pixel_values, output_hidden_states=hidden, return_dict=False)
+        got = ours(pixel_values, output_hidden_states=hidden, return_dict=False)
+    _assert_same_structure(got, expected, "outputs")
+
+
 def test_tuple_output_and_label_errors(tmp_path):
     ours = Mask2FormerForUniversalSegmentation(Mask2FormerConfig(**tiny_config_dict(2))).eval()
     pixel_values = torch.randn(1, 3, 96, 96)
