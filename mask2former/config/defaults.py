@@ -338,6 +338,10 @@ _C.DATASETS.PRECOMPUTED_PROPOSAL_TOPK_TRAIN = 2000
 _C.DATASETS.TEST = ()
 _C.DATASETS.PROPOSAL_FILES_TEST = ()
 _C.DATASETS.PRECOMPUTED_PROPOSAL_TOPK_TEST = 1000
+# Not in the original: datasets described in the config, registered by train_net before the
+# loaders are built; a list of {name, format, image_root, ...} mappings (see
+# mask2former.data.datasets.custom_config and docs/custom_datasets.md).
+_C.DATASETS.CUSTOM = []
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 4

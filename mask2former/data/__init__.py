@@ -5,6 +5,7 @@ Typical use::
     from mask2former.data import build_detection_train_loader
     loader = build_detection_train_loader(cfg)  # builtins under $DETECTRON2_DATASETS
     # register_builtin("/data") pins the builtins to another root
+    register_sem_seg("my_train", "imgs/", "labels/", classes=["road", "car"])  # own data
 """
 
 from mask2former.data.build import (
@@ -24,7 +25,15 @@ from mask2former.data.dataset_mappers import (
     MaskFormerPanopticDatasetMapper,
     MaskFormerSemanticDatasetMapper,
 )
-from mask2former.data.datasets import register_builtin, register_demo
+from mask2former.data.datasets import (
+    register_builtin,
+    register_coco_instances,
+    register_coco_panoptic,
+    register_coco_panoptic_separated,
+    register_custom_datasets,
+    register_demo,
+    register_sem_seg,
+)
 from mask2former.data.detection_utils import read_image
 from mask2former.data.samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
 
@@ -49,5 +58,10 @@ __all__ = [
     "get_detection_dataset_dicts",
     "read_image",
     "register_builtin",
+    "register_coco_instances",
+    "register_coco_panoptic",
+    "register_coco_panoptic_separated",
+    "register_custom_datasets",
     "register_demo",
+    "register_sem_seg",
 ]

@@ -8,12 +8,13 @@ import logging
 import os
 import sys
 import traceback
+from datetime import timedelta
 from typing import Any
 
 from mask2former.checkpoint import DetectionCheckpointer
 from mask2former.checkpoint.detection_checkpoint import LAST_CHECKPOINT_FILE
 from mask2former.config import get_cfg
-from mask2former.data import register_builtin
+from mask2former.data import register_builtin, register_custom_datasets
 from mask2former.engine.defaults import default_argument_parser, default_setup
 from mask2former.engine.launch import launch
 from mask2former.engine.trainer import Trainer, build_model, evaluate
@@ -28,7 +29,8 @@ logger = logging.getLogger(__name__)
 def setup(args: argparse.Namespace) -> Any:
     """Config from defaults + ``--config-file`` + trailing overrides, frozen; then the
     per-process set-up (output dir, logs, ``config.yaml``, seeds) and the registration of the
-    builtin datasets under ``$DETECTRON2_DATASETS`` (default ``./datasets``)."""
+    builtin datasets under ``$DETECTRON2_DATASETS`` (default ``./datasets``) and of the
+    datasets described in ``DATASETS.CUSTOM``."""
     cfg = get_cfg()
     if args.config_file:
         cfg.merge_from_file(args.config_file)
@@ -38,6 +40,7 @@ def setup(args: argparse.Namespace) -> Any:
     cfg.freeze()
     default_setup(cfg, args)
     register_builtin()
+    register_custom_datasets(cfg)
     return cfg
 
 
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             machine_rank=args.machine_rank,
             dist_url=args.dist_url,
             args=(args,),
+            timeout=timedelta(seconds=args.dist_timeout),
         )
     except _INPUT_ERRORS as e:
         logger.debug("Traceback of the error below:", exc_info=True)

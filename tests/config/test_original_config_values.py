@@ -21,6 +21,8 @@ EXTRA_KEYS = {
     "TEST.IMS_PER_BATCH": 1,
     # Pruning of old periodic checkpoints, off by default.
     "SOLVER.CHECKPOINT_MAX_KEEP": 0,
+    # Datasets described in the config (docs/custom_datasets.md), none by default.
+    "DATASETS.CUSTOM": [],
 }
 
 

@@ -1,4 +1,5 @@
-"""Dataset readers and builtin registrations (known to the catalogs without a call)."""
+"""Dataset readers, builtin registrations (known to the catalogs without a call) and the
+one-call registrations of a user's own data (:mod:`mask2former.data.datasets.custom`)."""
 
 from mask2former.data.datasets.builtin import register_builtin
 from mask2former.data.datasets.builtin_meta import builtin_metadata, load_class_table
@@ -7,8 +8,15 @@ from mask2former.data.datasets.cityscapes import (
     load_cityscapes_panoptic,
     load_cityscapes_semantic,
 )
-from mask2former.data.datasets.coco import load_coco_json, load_sem_seg, register_coco_instances
-from mask2former.data.datasets.coco_panoptic import load_coco_panoptic_json, register_coco_panoptic
+from mask2former.data.datasets.coco import load_coco_json, load_sem_seg
+from mask2former.data.datasets.coco_panoptic import load_coco_panoptic_json
+from mask2former.data.datasets.custom import (
+    register_coco_instances,
+    register_coco_panoptic,
+    register_coco_panoptic_separated,
+    register_sem_seg,
+)
+from mask2former.data.datasets.custom_config import register_custom_datasets
 from mask2former.data.datasets.demo import register_demo
 
 __all__ = [
@@ -23,5 +31,8 @@ __all__ = [
     "register_builtin",
     "register_coco_instances",
     "register_coco_panoptic",
+    "register_coco_panoptic_separated",
+    "register_custom_datasets",
     "register_demo",
+    "register_sem_seg",
 ]

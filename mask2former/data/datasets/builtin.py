@@ -20,8 +20,8 @@ from mask2former.data.datasets.cityscapes import (
     load_cityscapes_panoptic,
     load_cityscapes_semantic,
 )
-from mask2former.data.datasets.coco import load_sem_seg, register_coco_instances
-from mask2former.data.datasets.coco_panoptic import register_coco_panoptic
+from mask2former.data.datasets.coco import load_sem_seg
+from mask2former.data.datasets.custom import register_coco_instances, register_coco_panoptic
 from mask2former.data.datasets.demo import register_demo
 from mask2former.data.datasets.paths import default_root
 
@@ -61,6 +61,7 @@ def _register_coco(root: str) -> None:
             builtin_metadata("coco"),
             os.path.join(root, json_file),
             os.path.join(root, image_root),
+            validate=False,
         )
     for name, (pan_root, pan_json, semseg_root) in _COCO_PANOPTIC.items():
         instances = name[: -len("_panoptic")]
@@ -78,6 +79,7 @@ def _register_coco(root: str) -> None:
             panoptic_root=os.path.join(root, pan_root),
             panoptic_json=os.path.join(root, pan_json),
             instances_json=instances_json,
+            validate=False,
         )
         register_coco_panoptic(name, standard, **common)
         register_coco_panoptic(
@@ -143,12 +145,14 @@ def _register_ade20k(root: str) -> None:
             sem_seg_root=semseg_dir,
             instances_json=os.path.join(ade, f"ade20k_instance_{split}.json"),
             evaluator_type="ade20k_panoptic_seg",
+            validate=False,
         )
         register_coco_instances(
             f"ade20k_instance_{split}",
             builtin_metadata("ade20k_instance"),
             os.path.join(ade, f"ade20k_instance_{split}.json"),
             image_dir,
+            validate=False,
         )
 
 
@@ -221,6 +225,7 @@ def _register_mapillary(root: str) -> None:
             sem_seg_root=labels_dir,
             evaluator_type="mapillary_vistas_panoptic_seg",
             ignore_label=65,
+            validate=False,
         )
 
 

@@ -9,13 +9,13 @@ import os
 
 import pycocotools.mask as mask_util
 
-from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
+from mask2former.data.catalog import MetadataCatalog
 from mask2former.data.datasets.paths import read_json, require_path
 from mask2former.data.detection_utils import BoxMode
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_coco_json", "load_sem_seg", "register_coco_instances"]
+__all__ = ["load_coco_json", "load_sem_seg"]
 
 
 def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = None) -> list[dict]:
@@ -128,11 +128,3 @@ def load_sem_seg(
     stems = sorted(images.keys() & gts.keys())
     logger.info("Loaded %d images with semantic segmentation from %s", len(stems), image_root)
     return [{"file_name": images[s], "sem_seg_file_name": gts[s]} for s in stems]
-
-
-def register_coco_instances(name: str, metadata: dict, json_file: str, image_root: str) -> None:
-    """Register a COCO instances JSON as dataset ``name`` (evaluator_type "coco")."""
-    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name))
-    MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=image_root, evaluator_type="coco", **metadata
-    )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
 from mask2former.data.datasets.paths import read_json, require_path
 
-__all__ = ["load_coco_panoptic_json", "register_coco_panoptic"]
+__all__ = ["load_coco_panoptic_json", "panoptic_image_path"]
 
 
 def _convert_segment(segment: dict, meta: dict, json_file: str, png_name: str) -> dict:
@@ -28,6 +27,20 @@ def _convert_segment(segment: dict, meta: dict, json_file: str, png_name: str) -
     return segment
 
 
+def panoptic_image_path(ann: dict, images: dict, image_root: str, image_ext: str | None) -> str:
+    """The image of a panoptic annotation: ``image_root/<PNG stem><image_ext>``, or with
+    ``image_ext=None`` the ``file_name`` of its entry in the JSON's ``images``."""
+    if image_ext is not None:
+        return os.path.join(image_root, os.path.splitext(ann["file_name"])[0] + image_ext)
+    image = images.get(ann["image_id"])
+    if image is None:
+        raise ValueError(
+            f"panoptic annotation {ann['file_name']} has image_id {ann['image_id']!r}, which "
+            "is not in the JSON's 'images' (or give image_ext)"
+        )
+    return os.path.join(image_root, image["file_name"])
+
+
 def load_coco_panoptic_json(
     json_file: str,
     image_dir: str,
@@ -35,12 +48,12 @@ def load_coco_panoptic_json(
     meta: dict,
     *,
     semseg_dir: str | None = None,
-    image_ext: str = ".jpg",
+    image_ext: str | None = ".jpg",
     dataset_name: str | None = None,
 ) -> list[dict]:
     """Read a COCO-panoptic JSON into records.
 
-    Each record has ``file_name`` (``image_dir/<stem><image_ext>``), ``image_id``,
+    Each record has ``file_name`` (see :func:`panoptic_image_path`), ``image_id``,
     ``pan_seg_file_name``, ``segments_info`` (category ids mapped to contiguous ids, plus
     ``isthing``), and ``sem_seg_file_name`` when ``semseg_dir`` is given.
 
@@ -50,16 +63,15 @@ def load_coco_panoptic_json(
         gt_dir: folder of panoptic PNGs.
         meta: has ``thing_dataset_id_to_contiguous_id`` and ``stuff_dataset_id_to_contiguous_id``.
         semseg_dir: folder of semantic PNGs with the same names as the panoptic PNGs.
-        image_ext: extension of the images.
+        image_ext: extension of the images; None takes their names from the JSON's ``images``.
         dataset_name: used in error messages.
     """
     json_info = read_json(json_file, dataset_name)
-    image_sizes = {img["id"]: (img["height"], img["width"]) for img in json_info.get("images", [])}
+    images = {img["id"]: img for img in json_info.get("images", [])}
     records = []
     for ann in json_info["annotations"]:
-        stem = os.path.splitext(ann["file_name"])[0]
         record = {
-            "file_name": os.path.join(image_dir, stem + image_ext),
+            "file_name": panoptic_image_path(ann, images, image_dir, image_ext),
             "image_id": ann["image_id"],
             "pan_seg_file_name": os.path.join(gt_dir, ann["file_name"]),
             "segments_info": [
@@ -67,8 +79,9 @@ def load_coco_panoptic_json(
                 for s in ann["segments_info"]
             ],
         }
-        if ann["image_id"] in image_sizes:
-            record["height"], record["width"] = image_sizes[ann["image_id"]]
+        if ann["image_id"] in images:
+            record["height"] = images[ann["image_id"]]["height"]
+            record["width"] = images[ann["image_id"]]["width"]
         if semseg_dir is not None:
             record["sem_seg_file_name"] = os.path.join(semseg_dir, ann["file_name"])
         records.append(record)
@@ -78,43 +91,3 @@ def load_coco_panoptic_json(
         if key in records[0]:
             require_path(records[0][key], dataset_name)
     return records
-
-
-def register_coco_panoptic(
-    name: str,
-    metadata: dict,
-    image_root: str,
-    panoptic_root: str,
-    panoptic_json: str,
-    *,
-    sem_seg_root: str | None = None,
-    instances_json: str | None = None,
-    evaluator_type: str = "coco_panoptic_seg",
-    ignore_label: int = 255,
-    image_ext: str = ".jpg",
-) -> None:
-    """Register a COCO-panoptic-format dataset (with semantic PNGs when ``sem_seg_root``)."""
-    DatasetCatalog.register(
-        name,
-        lambda: load_coco_panoptic_json(
-            panoptic_json,
-            image_root,
-            panoptic_root,
-            metadata,
-            semseg_dir=sem_seg_root,
-            image_ext=image_ext,
-            dataset_name=name,
-        ),
-    )
-    extra = {"sem_seg_root": sem_seg_root} if sem_seg_root is not None else {}
-    MetadataCatalog.get(name).set(
-        panoptic_root=panoptic_root,
-        image_root=image_root,
-        panoptic_json=panoptic_json,
-        json_file=instances_json,
-        evaluator_type=evaluator_type,
-        ignore_label=ignore_label,
-        label_divisor=1000,
-        **extra,
-        **metadata,
-    )
