@@ -1,4 +1,5 @@
-"""``DetectionCheckpointer``: save/resume training state and load detectron2 checkpoints."""
+"""``DetectionCheckpointer``: save/resume training state and load detectron2 checkpoints, on
+fvcore's ``Checkpointer`` as in detectron2."""
 
 import logging
 import os
@@ -7,8 +8,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from fvcore.common.checkpoint import Checkpointer
 from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from mask2former.checkpoint.c2_model_loading import align_and_update_state_dicts
 from mask2former.checkpoint.file_io import read_checkpoint, write_atomically
@@ -85,15 +86,17 @@ def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str,
     return state_dict
 
 
-class DetectionCheckpointer:
-    """Save and load a model together with other checkpointable objects.
+class DetectionCheckpointer(Checkpointer):
+    """fvcore's ``Checkpointer`` (as detectron2's) with atomic writes, safe loading, ``.pkl``
+    model-zoo files and a key report.
 
     ``save`` writes ``{save_dir}/{name}.pth`` (model state, one entry per checkpointable,
     extra data) and records its name in ``{save_dir}/last_checkpoint``, both atomically.
     ``load`` reads ``.pth``/``.pt`` files and detectron2 / Caffe2 model-zoo ``.pkl`` files,
     renaming and suffix-matching keys when the file asks for it (``matching_heuristics``),
     skipping tensors of the wrong shape, and logging matched / missing / unexpected keys.
-    The outcome of the last load is kept in :attr:`incompatible_keys`.
+    The outcome of the last load is kept in :attr:`incompatible_keys`. ``resume_or_load``,
+    ``has_checkpoint`` and ``get_checkpoint_file`` are fvcore's.
 
     Args:
         model: the model; a DDP / DataParallel wrapper is unwrapped.
@@ -111,15 +114,17 @@ class DetectionCheckpointer:
         save_to_disk: bool | None = None,
         **checkpointables: Any,
     ) -> None:
-        if isinstance(model, (DistributedDataParallel, DataParallel)):
-            model = model.module
-        self.model = model
-        self.save_dir = save_dir
-        self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
-        self.checkpointables: dict[str, Any] = {}
-        for name, obj in checkpointables.items():
-            self.add_checkpointable(name, obj)
+        super().__init__(
+            model,
+            save_dir,
+            save_to_disk=comm.is_main_process() if save_to_disk is None else save_to_disk,
+            **checkpointables,
+        )
+        # fvcore's own messages ("Loading optimizer from ...") go to this module's logger.
+        self.logger = logger
         self.incompatible_keys: IncompatibleKeys | None = None
+        self._trusted = False
+        self._loading_path = ""
 
     def add_checkpointable(self, name: str, obj: Any) -> None:
         """Track another object with ``state_dict()`` / ``load_state_dict()`` under ``name``."""
@@ -130,11 +135,14 @@ class DetectionCheckpointer:
                 f"Checkpointable {name!r} is a {type(obj).__name__}; expected an object with "
                 "state_dict() and load_state_dict()."
             )
-        self.checkpointables[name] = obj
+        super().add_checkpointable(name, obj)
 
     # ----------------------------------------------------------------------------- saving
     def save(self, name: str, **extra: Any) -> None:
         """Write the model, every checkpointable and ``extra`` to ``{save_dir}/{name}.pth``.
+
+        Unlike fvcore's, the file appears whole or not at all (a killed process leaves the
+        previous checkpoint and ``last_checkpoint`` intact).
 
         Args:
             name: file name without extension, e.g. ``"model_0004999"``.
@@ -174,35 +182,7 @@ class DetectionCheckpointer:
             lambda f: f.write(basename.encode("utf-8")),
         )
 
-    def has_checkpoint(self) -> bool:
-        """Whether ``save_dir`` has a ``last_checkpoint`` record."""
-        return os.path.isfile(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE))
-
-    def get_checkpoint_file(self) -> str:
-        """Path of the newest saved checkpoint, or "" if there is no record."""
-        try:
-            with open(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE)) as f:
-                basename = f.read().strip()
-        except FileNotFoundError:
-            return ""
-        return os.path.join(self.save_dir, basename)
-
     # ---------------------------------------------------------------------------- loading
-    def resume_or_load(self, path: str, *, resume: bool = True) -> dict[str, Any]:
-        """Resume from ``last_checkpoint`` when asked and present, else load model weights.
-
-        Args:
-            path: weights to load when not resuming (may be "").
-            resume: when True and a checkpoint exists in ``save_dir``, load it with every
-                checkpointable; otherwise load only the model from ``path``.
-
-        Returns:
-            Same as :meth:`load`.
-        """
-        if resume and self.has_checkpoint():
-            return self.load(self.get_checkpoint_file())
-        return self.load(path, checkpointables=[])
-
     def load(
         self, path: str, checkpointables: list[str] | None = None, *, trusted: bool = False
     ) -> dict[str, Any]:
@@ -221,6 +201,7 @@ class DetectionCheckpointer:
 
         Raises:
             FileNotFoundError: naming ``path`` if it does not exist.
+            IsADirectoryError: naming ``path`` if it is a directory.
             UntrustedCheckpointError: naming ``path`` if it needs more than weights.
             ValueError: naming ``path`` if it is truncated, corrupt or not a checkpoint, or
                 if none of its tensors fits the model.
@@ -236,22 +217,29 @@ class DetectionCheckpointer:
             raise KeyError(
                 f"Unknown checkpointables {unknown}; registered: {sorted(self.checkpointables)}"
             )
-        logger.info("Loading checkpoint from %s", path)
-        checkpoint = read_checkpoint(resolve_weights_path(path), trusted=trusted)
-        num_tensors = len(checkpoint["model"])
-        self.incompatible_keys = self._load_model(checkpoint)
-        self._log_incompatible_keys(self.incompatible_keys)
-        if num_tensors and not self.incompatible_keys.matched:
-            raise ValueError(self._nothing_matched_message(path, self.incompatible_keys))
-        for name in names:
-            if name in checkpoint:
-                logger.info("Loading %s from %s", name, path)
-                self.checkpointables[name].load_state_dict(checkpoint.pop(name))
-        return checkpoint
+        local_path = resolve_weights_path(path)
+        if not os.path.isfile(local_path):
+            # fvcore would assert; read_checkpoint names the missing file or the directory.
+            read_checkpoint(local_path)
+        self._trusted, self._loading_path = trusted, path
+        try:
+            return super().load(local_path, checkpointables=names)
+        finally:
+            self._trusted, self._loading_path = False, ""
+
+    def _load_file(self, f: str) -> dict[str, Any]:
+        """``{"model": state_dict, ...}`` from a ``.pth``/``.pt`` or ``.pkl`` file, read safely
+        unless trusted (see :meth:`load`)."""
+        return read_checkpoint(f, trusted=self._trusted)
 
     def _load_model(self, checkpoint: dict[str, Any]) -> IncompatibleKeys:
-        """Load ``checkpoint.pop("model")`` into the model (names matched, shapes checked)."""
+        """Load ``checkpoint.pop("model")`` into the model (names matched, shapes checked).
+
+        Raises:
+            ValueError: the checkpoint has tensors but none fits the model.
+        """
         state_dict = {k: _to_tensor(k, v) for k, v in checkpoint.pop("model").items()}
+        num_tensors = len(state_dict)
         state_dict = _strip_prefix(state_dict, "module.")
         model_state = self.model.state_dict()
 
@@ -277,12 +265,19 @@ class DetectionCheckpointer:
 
         result = self.model.load_state_dict(state_dict, strict=False)
         missing = self._filter_missing(result.missing_keys, loaded=set(state_dict))
-        return IncompatibleKeys(
+        self.incompatible_keys = IncompatibleKeys(
             missing_keys=sorted(missing),
             unexpected_keys=sorted(result.unexpected_keys),
             incorrect_shapes=incorrect_shapes,
             matched=matched,
         )
+        if num_tensors and not matched:
+            # Before any checkpointable (optimizer, ...) takes state from a foreign file.
+            self._log_incompatible_keys(self.incompatible_keys)
+            raise ValueError(
+                self._nothing_matched_message(self._loading_path, self.incompatible_keys)
+            )
+        return self.incompatible_keys
 
     def _nothing_matched_message(self, path: str, incompatible: IncompatibleKeys) -> str:
         shapes = (

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from fvcore.common.checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
 
 from mask2former.engine.events import EventWriter
 from mask2former.engine.train_loop import HookBase
@@ -105,8 +106,10 @@ class LRScheduler(HookBase):
         self.scheduler.step()
 
 
-class PeriodicCheckpointer(HookBase):
-    """Saves ``model_{iter:07d}`` every ``period`` iterations and ``model_final`` at the end.
+class PeriodicCheckpointer(_PeriodicCheckpointer, HookBase):
+    """fvcore's ``PeriodicCheckpointer`` as a hook (as detectron2's): saves
+    ``model_{iter:07d}`` every ``period`` iterations and ``model_final`` after the last one
+    (instead of, not beside, a periodic file of that iteration).
 
     Must be registered on every rank: it gathers every rank's RNG states (a collective) so
     that a resumed run continues with the same random numbers; only rank 0 writes.
@@ -120,23 +123,24 @@ class PeriodicCheckpointer(HookBase):
     """
 
     def __init__(self, checkpointer: Any, period: int, max_keep: int = 0):
-        self.checkpointer = checkpointer
-        self.period = period
+        # fvcore's max_to_keep only knows this run's files; _delete_old_checkpoints also
+        # prunes those of the run a resumed one continues. model_final is saved below.
+        super().__init__(checkpointer, period, max_iter=None, max_to_keep=None)
         self.max_keep = max_keep
 
     def after_step(self) -> None:
         iteration = self.trainer.iter
         is_final = iteration >= self.trainer.max_iter - 1
-        if is_final:
-            self.save("model_final", iteration)
-        elif self.period > 0 and (iteration + 1) % self.period == 0:
-            self.save(f"model_{iteration:07d}", iteration)
-
-    def save(self, name: str, iteration: int) -> None:
+        is_periodic = self.period > 0 and (iteration + 1) % self.period == 0
+        if not (is_final or is_periodic):
+            return
         rng_states = comm.all_gather(capture_rng_state())
         if not comm.is_main_process():
             return
-        self.checkpointer.save(name, iteration=iteration, rng_states=rng_states)
+        if is_final:
+            self.save(f"{self.file_prefix}_final", iteration=iteration, rng_states=rng_states)
+        else:
+            self.step(iteration, rng_states=rng_states)
         if self.max_keep > 0:
             self._delete_old_checkpoints()
 

@@ -65,7 +65,7 @@ def test_trainer_passes_the_config_key(max_keep):
         cfg=cfg,
         optimizer=optimizer,
         scheduler=scheduler,
-        checkpointer=None,
+        checkpointer=DetectionCheckpointer(model),  # fvcore's hook reads its path_manager
         model=model,
         build_writers=list,
     )

@@ -6,11 +6,11 @@ blocks and the two stems (7x7 "basic" and the three-3x3-conv "deeplab" one). ``R
 from __future__ import annotations
 
 import torch
+from fvcore.nn.weight_init import c2_msra_fill
 from torch import nn
 from torch.nn import functional as F
 
 from mask2former.layers.batch_norm import FrozenBatchNorm2d, get_norm
-from mask2former.layers.weight_init import c2_msra_fill
 from mask2former.layers.wrappers import Conv2d
 
 

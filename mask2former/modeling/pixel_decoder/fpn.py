@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from fvcore.nn.weight_init import c2_xavier_fill
 from torch import nn
 from torch.nn import functional as F
 
 from mask2former.config.configurable import configurable
 from mask2former.layers.batch_norm import get_norm
 from mask2former.layers.shape_spec import ShapeSpec
-from mask2former.layers.weight_init import c2_xavier_fill
 from mask2former.layers.wrappers import Conv2d
 from mask2former.modeling.registry import PIXEL_DECODER_REGISTRY, get_from_registry
 

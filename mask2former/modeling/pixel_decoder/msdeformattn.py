@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from fvcore.nn.weight_init import c2_xavier_fill
 from torch import nn
 from torch.nn import functional as F
 
@@ -20,7 +21,6 @@ from mask2former.layers.batch_norm import get_norm
 from mask2former.layers.ms_deform_attn_module import MSDeformAttn
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.shape_spec import ShapeSpec
-from mask2former.layers.weight_init import c2_xavier_fill
 from mask2former.layers.wrappers import Conv2d, flatten_spatial
 from mask2former.modeling.pixel_decoder.fpn import NUM_MULTI_SCALE_FEATURES
 from mask2former.modeling.registry import PIXEL_DECODER_REGISTRY

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 import torch
+from fvcore.nn.weight_init import c2_xavier_fill
 from torch import nn
 from torch.nn import functional as F
 
 from mask2former.config.configurable import configurable
 from mask2former.layers.position_encoding import PositionEmbeddingSine
-from mask2former.layers.weight_init import c2_xavier_fill
 from mask2former.layers.wrappers import Conv2d, flatten_spatial
 from mask2former.modeling.registry import TRANSFORMER_DECODER_REGISTRY, get_from_registry
 from mask2former.modeling.transformer_decoder.layers import (
