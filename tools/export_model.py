@@ -13,9 +13,11 @@ INPUT.FORMAT (normalisation is inside), and returns ``pred_logits`` (N, Q, K + 1
 ``pred_masks`` (N, Q, H / 4, W / 4). OUTPUT/model.json holds the sizes and the
 post-processing settings; ``mask2former.export.ExportedPredictor`` runs the file.
 
-ONNX holds MSDeformAttn as standard ops (GridSample, opset >= 16) and fixed H and W
-(--dynamic makes the batch dynamic). torch.export keeps the compiled op, and with --dynamic
-batch, height and width (multiples of the size divisibility) are dynamic.
+ONNX holds MSDeformAttn as standard ops (GridSample, opset >= 16); torch.export keeps the
+compiled op. Without --dynamic the graph takes one image of --height x --width; with it, any
+batch, height and width (multiples of the size divisibility, which callers pad to).
+--onnx-exporter dynamo uses torch's torch.export-based ONNX exporter (minutes on a CPU)
+instead of the traced one (seconds).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from mask2former.config import get_cfg
 from mask2former.data import register_builtin
 from mask2former.export import export_model
 from mask2former.export.metadata import FORMATS
-from mask2former.export.to_onnx import DEFAULT_OPSET
+from mask2former.export.to_onnx import DEFAULT_OPSET, EXPORTERS
 from mask2former.modeling import build_model
 
 logger = logging.getLogger("mask2former.export_model")
@@ -49,10 +51,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--height", type=int, help="input height (default from INPUT.*_TEST)")
     parser.add_argument("--width", type=int, help="input width (default from INPUT.*_TEST)")
-    parser.add_argument(
-        "--dynamic", action="store_true", help="dynamic batch (ONNX) / batch, height, width"
-    )
+    parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height, width")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 16)")
+    parser.add_argument(
+        "--onnx-exporter", choices=EXPORTERS, default="torchscript", help="torch.onnx exporter"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return parser
 
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         width=args.width,
         dynamic=args.dynamic,
         opset=args.opset,
+        onnx_exporter=args.onnx_exporter,
         config_file=args.config_file,
     )
     print(

@@ -33,6 +33,7 @@ def export_model(
     width: int | None = None,
     dynamic: bool = False,
     opset: int = DEFAULT_OPSET,
+    onnx_exporter: str = "torchscript",
     config_file: str = "",
 ) -> Path:
     """Export ``model``'s network to ``output_dir/model.{onnx,pt2}`` plus ``model.json``.
@@ -44,8 +45,9 @@ def export_model(
         output_dir: created if missing.
         height, width: the input size; ``default_size`` when None. Multiples of the size
             divisibility.
-        dynamic: dynamic batch, height and width (ONNX: batch only, see ``export_onnx``).
+        dynamic: dynamic batch, height and width (multiples of the size divisibility).
         opset: ONNX opset (ignored by torch.export).
+        onnx_exporter: "torchscript" or "dynamo" (see ``export_onnx``).
         config_file: recorded in the metadata.
 
     Returns:
@@ -67,7 +69,16 @@ def export_model(
     path = output_dir / f"model{SUFFIXES[export_format]}"
     network = ExportableNetwork(model)
     if export_format == "onnx":
-        export_onnx(network, path, height=height, width=width, dynamic_batch=dynamic, opset=opset)
+        export_onnx(
+            network,
+            path,
+            height=height,
+            width=width,
+            dynamic=dynamic,
+            size_divisibility=divisibility,
+            opset=opset,
+            exporter=onnx_exporter,
+        )
     else:
         program = export_program(
             network, height=height, width=width, size_divisibility=divisibility, dynamic=dynamic
@@ -79,11 +90,9 @@ def export_model(
         export_format=export_format,
         height=height,
         width=width,
-        dynamic=dynamic and export_format == "torch_export",
+        dynamic=dynamic,
         opset=opset if export_format == "onnx" else None,
         config_file=config_file,
     )
-    if export_format == "onnx":
-        metadata["dynamic_batch"] = dynamic
     write_metadata(path, metadata)
     return path

@@ -131,11 +131,10 @@ class ExportedPredictor:
     def network(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the exported graph on (N, 3, H, W) float pixels; returns logits and masks.
 
-        A graph exported with batch 1 (no dynamic batch) runs image by image.
+        A graph exported with batch 1 (without ``--dynamic``) runs image by image.
         """
         images = images.float().contiguous()
-        dynamic_batch = self.metadata["dynamic"] or self.metadata.get("dynamic_batch", False)
-        chunks = [images] if dynamic_batch else images.split(1)
+        chunks = [images] if self.metadata["dynamic"] else images.split(1)
         outputs = [self._run(chunk.numpy()) for chunk in chunks]
         return tuple(torch.from_numpy(np.concatenate(parts)) for parts in zip(*outputs))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from mask2former.export.network import OUTPUT_NAMES, ExportableNetwork
+from mask2former.export.to_torch_export import dynamic_image_shapes
 from mask2former.layers.ms_deform_attn import use_reference_backend
 
 logger = logging.getLogger(__name__)
@@ -15,6 +16,9 @@ logger = logging.getLogger(__name__)
 # GridSample entered the default ONNX domain in opset 16.
 MIN_OPSET = 16
 DEFAULT_OPSET = 17
+# "torchscript": torch.onnx's traced exporter (seconds; torch calls it legacy since 2.9);
+# "dynamo": its torch.export-based one (minutes on a CPU, torch's default).
+EXPORTERS = ("torchscript", "dynamo")
 
 
 def export_onnx(
@@ -23,20 +27,26 @@ def export_onnx(
     *,
     height: int,
     width: int,
-    dynamic_batch: bool = False,
+    dynamic: bool = False,
+    size_divisibility: int = 32,
     opset: int = DEFAULT_OPSET,
+    exporter: str = "torchscript",
 ) -> Path:
     """Write ``network`` as an ONNX file checked by ``onnx.checker``.
 
-    The graph is traced (the TorchScript exporter, ``dynamo=False``): the deformable encoder's
-    level sizes become constants, so height and width are fixed; the batch axis can be dynamic.
+    MSDeformAttn runs through the PyTorch reference, whose level sizes both exporters record
+    as graph values, so with ``dynamic`` one graph takes any batch, height and width.
 
     Args:
         network: the network to export (eval mode is set here).
         path: the ``.onnx`` file to write.
-        height, width: the input size, multiples of the model's size divisibility.
-        dynamic_batch: make the batch axis of the input and outputs dynamic.
+        height, width: the example input size, multiples of ``size_divisibility``.
+        dynamic: batch, height and width are dynamic axes (else the graph takes one image of
+            ``height`` x ``width``).
+        size_divisibility: with ``dynamic``, height and width stay multiples of it (the
+            "dynamo" exporter checks this; the graph's users pad to it).
         opset: ONNX opset, at least ``MIN_OPSET``.
+        exporter: one of ``EXPORTERS``.
 
     Returns:
         ``path``.
@@ -49,24 +59,51 @@ def export_onnx(
         ) from error
     if opset < MIN_OPSET:
         raise ValueError(f"opset={opset}: MSDeformAttn needs GridSample, opset >= {MIN_OPSET}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter={exporter!r} is not one of {EXPORTERS}")
     path = Path(path)
     network = network.eval()
-    # A batch of 2 so that no size-1 broadcast is baked into the traced batch axis.
-    example = torch.rand(2 if dynamic_batch else 1, 3, height, width) * 255
-    dynamic_axes = None
-    if dynamic_batch:
-        dynamic_axes = {"image": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+    # A batch of 2 so that no size-1 broadcast is baked into the batch axis.
+    example = torch.rand(2 if dynamic else 1, 3, height, width) * 255
+    names = {"input_names": ["image"], "output_names": list(OUTPUT_NAMES)}
     with torch.no_grad(), use_reference_backend():
-        torch.onnx.export(
-            network,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            input_names=["image"],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=dynamic_axes,
-        )
+        if exporter == "dynamo":
+            dynamic_shapes = dynamic_image_shapes(size_divisibility) if dynamic else None
+            program = torch.onnx.export(
+                network,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                dynamic_shapes=dynamic_shapes,
+                **names,
+            )
+            program.save(str(path))
+        else:
+            torch.onnx.export(
+                network,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                dynamic_axes=_dynamic_axes() if dynamic else None,
+                **names,
+            )
     onnx.checker.check_model(str(path))
-    logger.info("Wrote %s (opset %d, input %dx%d)", path, opset, height, width)
+    logger.info(
+        "Wrote %s (opset %d, %s exporter, %s)",
+        path,
+        opset,
+        exporter,
+        "dynamic batch, height and width" if dynamic else f"input 1x3x{height}x{width}",
+    )
     return path
+
+
+def _dynamic_axes() -> dict[str, dict[int, str]]:
+    # The masks are at a quarter of the input size: their own axis names, as the exporter
+    # cannot state the relation.
+    return {
+        "image": {0: "batch", 2: "height", 3: "width"},
+        "pred_logits": {0: "batch"},
+        "pred_masks": {0: "batch", 2: "mask_height", 3: "mask_width"},
+    }

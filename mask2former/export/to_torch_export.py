@@ -15,6 +15,16 @@ logger = logging.getLogger(__name__)
 MAX_SIZE_UNITS = 256
 
 
+def dynamic_image_shapes(size_divisibility: int) -> dict[str, dict[int, object]]:
+    """torch.export ``dynamic_shapes`` of the ``image`` input: any batch, and height and width
+    any multiple of ``size_divisibility`` up to ``MAX_SIZE_UNITS`` of it."""
+    unit = max(size_divisibility, 1)
+    rows = torch.export.Dim("height_units", min=1, max=MAX_SIZE_UNITS)
+    cols = torch.export.Dim("width_units", min=1, max=MAX_SIZE_UNITS)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    return {"image": {0: batch, 2: unit * rows, 3: unit * cols}}
+
+
 def export_program(
     network: ExportableNetwork,
     *,
@@ -37,13 +47,7 @@ def export_program(
     network = network.eval()
     # Batch 2: torch.export specialises dimensions of size 1.
     example = torch.rand(2 if dynamic else 1, 3, height, width) * 255
-    dynamic_shapes = None
-    if dynamic:
-        unit = max(size_divisibility, 1)
-        rows = torch.export.Dim("height_units", min=1, max=MAX_SIZE_UNITS)
-        cols = torch.export.Dim("width_units", min=1, max=MAX_SIZE_UNITS)
-        batch = torch.export.Dim("batch", min=1, max=1024)
-        dynamic_shapes = {"image": {0: batch, 2: unit * rows, 3: unit * cols}}
+    dynamic_shapes = dynamic_image_shapes(size_divisibility) if dynamic else None
     with torch.no_grad():
         return torch.export.export(network, (example,), dynamic_shapes=dynamic_shapes)
 

@@ -24,19 +24,23 @@ def ms_deform_attn_reference(
 
     Returns:
         (N, Lq, heads * dim).
+
+    The level sizes stay 0-d tensors (no ``tolist``): the ONNX exporters then record them as
+    graph values, so one exported graph runs at any input size.
     """
-    del level_start_index  # the split sizes come from spatial_shapes
+    del level_start_index  # the level offsets are summed from spatial_shapes
     batch, _, heads, dim = value.shape
     _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
-    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
-    value_per_level = value.split([h * w for h, w in shapes], dim=1)
     # grid_sample wants coordinates in [-1, 1]
     grids = 2 * sampling_locations - 1
     sampled = []
-    for level, (height, width) in enumerate(shapes):
+    start = 0
+    for level in range(num_levels):
+        height, width = spatial_shapes[level, 0], spatial_shapes[level, 1]
+        end = start + height * width
         # (N, H*W, heads, dim) -> (N*heads, dim, H, W)
         level_value = (
-            value_per_level[level]
+            value[:, start:end]
             .flatten(2)
             .transpose(1, 2)
             .reshape(batch * heads, dim, height, width)
@@ -48,6 +52,7 @@ def ms_deform_attn_reference(
                 level_value, level_grid, mode="bilinear", padding_mode="zeros", align_corners=False
             )
         )  # (N*heads, dim, Lq, P)
+        start = end
     # (N, Lq, heads, L, P) -> (N*heads, 1, Lq, L*P)
     weights = attention_weights.transpose(1, 2).reshape(
         batch * heads, 1, num_queries, num_levels * num_points

@@ -69,6 +69,19 @@ def demo_onnx(demo_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_onnx_dynamic(demo_model, tmp_path_factory):
+    """The demo model exported to ONNX with dynamic batch, height and width (example 160x224):
+    (cfg, model, path)."""
+    require_package("onnx")
+    cfg, model = demo_model
+    output = tmp_path_factory.mktemp("demo_onnx_dynamic")
+    path = export_model(
+        model, cfg, export_format="onnx", output_dir=output, height=160, width=224, dynamic=True
+    )
+    return cfg, model, path
+
+
+@pytest.fixture(scope="session")
 def tiny_r18_model():
     cfg = tiny_cfg()
     cfg.freeze()

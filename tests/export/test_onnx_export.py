@@ -49,16 +49,50 @@ def test_demo_model_onnx_is_standard_ops_and_matches_pytorch(demo_onnx):
     assert metadata["overlap_threshold"] == cfg.MODEL.MASK_FORMER.TEST.OVERLAP_THRESHOLD
 
 
+def input_dims(path) -> list:
+    """The ``image`` input's dimensions: ints where fixed, names where dynamic."""
+    onnx = require_package("onnx")
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    return [dim.dim_param or dim.dim_value for dim in dims]
+
+
 @pytest.mark.parametrize("name", ["tiny_r18_model", "tiny_swin_model"])
-def test_tiny_models_onnx_dynamic_batch_matches_pytorch(name, request, tmp_path):
+def test_tiny_models_dynamic_onnx_runs_other_batches_and_sizes_like_pytorch(
+    name, request, tmp_path
+):
     require_package("onnx")
     cfg, model = request.getfixturevalue(name)
     path = export_model(
         model, cfg, export_format="onnx", output_dir=tmp_path, height=64, width=96, dynamic=True
     )
+    assert input_dims(path) == ["batch", 3, "height", "width"]
+    assert json.loads(path.with_suffix(".json").read_text())["dynamic"] is True
     torch.manual_seed(4)
-    for batch in (1, 3):
-        assert_matches_pytorch(model, path, torch.rand(batch, 3, 64, 96) * 255)
+    # the example size, then another batch, height and width (portrait, more levels of pixels)
+    for batch, height, width in ((1, 64, 96), (3, 128, 64)):
+        assert_matches_pytorch(model, path, torch.rand(batch, 3, height, width) * 255)
+
+
+def test_demo_model_dynamic_onnx_matches_pytorch_at_two_sizes(demo_onnx_dynamic):
+    _, model, path = demo_onnx_dynamic
+    torch.manual_seed(9)
+    for height, width in ((160, 224), (256, 192)):
+        assert_matches_pytorch(model, path, torch.rand(1, 3, height, width) * 255)
+
+
+@pytest.mark.slow
+def test_dynamo_exporter_writes_a_dynamic_graph_like_the_traced_one(tiny_r18_model, tmp_path):
+    require_package("onnxscript")
+    cfg, model = tiny_r18_model
+    path = export_model(
+        model, cfg, export_format="onnx", output_dir=tmp_path, height=64, width=96, dynamic=True,
+        onnx_exporter="dynamo", opset=18,
+    )  # fmt: skip
+    batch_dim, channels, height_dim, width_dim = input_dims(path)
+    assert channels == 3 and all(isinstance(d, str) for d in (batch_dim, height_dim, width_dim))
+    torch.manual_seed(10)
+    for batch, height, width in ((1, 64, 96), (2, 96, 160)):
+        assert_matches_pytorch(model, path, torch.rand(batch, 3, height, width) * 255)
 
 
 def test_export_refuses_low_opset_and_sizes_off_the_divisibility(tiny_r18_model, tmp_path):
