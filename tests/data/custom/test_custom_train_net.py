@@ -57,23 +57,31 @@ def test_train_net_on_yaml_described_coco_instances_and_sem_seg(unseen_root, tmp
         ],
     )
     runs = {
-        "instances": (instances, {
-            "DATASETS.TRAIN": ("unseen_train",), "DATASETS.TEST": ("unseen_val",),
-            "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 2,
-            "INPUT.DATASET_MAPPER_NAME": "mask_former_instance",
-            "MODEL.MASK_FORMER.TEST.SEMANTIC_ON": False,
-            "MODEL.MASK_FORMER.TEST.INSTANCE_ON": True,
-            "MODEL.MASK_FORMER.TEST.PANOPTIC_ON": False,
-        }),
-        "semantic": (semantic, {
-            "DATASETS.TRAIN": ("unseen_train_sem",), "DATASETS.TEST": ("unseen_val_sem",),
-            "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 4,
-            "INPUT.DATASET_MAPPER_NAME": "mask_former_semantic",
-            "MODEL.MASK_FORMER.TEST.SEMANTIC_ON": True,
-            "MODEL.MASK_FORMER.TEST.INSTANCE_ON": False,
-            "MODEL.MASK_FORMER.TEST.PANOPTIC_ON": False,
-        }),
-    }  # fmt: skip
+        "instances": (
+            instances,
+            {
+                "DATASETS.TRAIN": ("unseen_train",),
+                "DATASETS.TEST": ("unseen_val",),
+                "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 2,
+                "INPUT.DATASET_MAPPER_NAME": "mask_former_instance",
+                "MODEL.MASK_FORMER.TEST.SEMANTIC_ON": False,
+                "MODEL.MASK_FORMER.TEST.INSTANCE_ON": True,
+                "MODEL.MASK_FORMER.TEST.PANOPTIC_ON": False,
+            },
+        ),
+        "semantic": (
+            semantic,
+            {
+                "DATASETS.TRAIN": ("unseen_train_sem",),
+                "DATASETS.TEST": ("unseen_val_sem",),
+                "MODEL.SEM_SEG_HEAD.NUM_CLASSES": 4,
+                "INPUT.DATASET_MAPPER_NAME": "mask_former_semantic",
+                "MODEL.MASK_FORMER.TEST.SEMANTIC_ON": True,
+                "MODEL.MASK_FORMER.TEST.INSTANCE_ON": False,
+                "MODEL.MASK_FORMER.TEST.PANOPTIC_ON": False,
+            },
+        ),
+    }
     # Started together: most of each run is importing torch and building the model.
     processes = {
         key: start_cli(
