@@ -87,7 +87,7 @@ def test_bad_input_is_named(unseen_root, tmp_path):
             str(tmp_path),
             **{**common, "thing_classes": ["car"]},
         )
-    with pytest.raises(ValueError, match=r"val_000.png has values \[3\] outside the 3 classes"):
+    with pytest.raises(ValueError, match=r"val_001.png has values \[3\] outside the 3 classes"):
         convert_to_coco_panoptic(
             f"{unseen_root}/semantic/val",
             f"{unseen_root}/images/val",
