@@ -14,9 +14,10 @@ import logging
 import os
 from typing import Any
 
+from mask2former.hf.checkpoint_io import CONFIG_NAME, pop_hub_kwargs, resolve_pretrained_file
+
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
 
 # Keys every transformers config may carry; read, kept and written back, never interpreted.
 _COMMON_DEFAULTS: dict[str, Any] = {
@@ -298,12 +299,14 @@ class Mask2FormerConfig:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> Mask2FormerConfig:
-        """Load from a directory holding ``config.json`` or from the JSON file itself."""
-        json_file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
+        """Load from a directory holding ``config.json``, from the JSON file itself or from a
+        Hub model id (through huggingface_hub's cache; ``revision``, ``cache_dir``,
+        ``local_files_only``, ``token``, ``force_download`` are taken from ``kwargs``)."""
+        json_file = resolve_pretrained_file(path, CONFIG_NAME, **pop_hub_kwargs(kwargs))
         if not os.path.isfile(json_file):
             raise FileNotFoundError(
                 f"{json_file} not found: from_pretrained expects a local directory with "
-                f"{CONFIG_NAME} or a path to it (no download)"
+                f"{CONFIG_NAME}, a path to it or a Hub model id"
             )
         with open(json_file, encoding="utf-8") as f:
             try:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from mask2former.hf import post_processing
+from mask2former.hf.checkpoint_io import pop_hub_kwargs, resolve_pretrained_file
 from mask2former.hf.image_inputs import (
     flatten_images,
     resize_chw,
@@ -181,12 +182,14 @@ class Mask2FormerImageProcessor:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> Mask2FormerImageProcessor:
-        """Load from a directory with ``preprocessor_config.json`` or from that file."""
-        json_file = os.path.join(path, PROCESSOR_NAME) if os.path.isdir(path) else path
+        """Load from a directory with ``preprocessor_config.json``, from that file or from a
+        Hub model id (through huggingface_hub's cache; ``revision``, ``cache_dir``,
+        ``local_files_only``, ``token``, ``force_download`` are taken from ``kwargs``)."""
+        json_file = resolve_pretrained_file(path, PROCESSOR_NAME, **pop_hub_kwargs(kwargs))
         if not os.path.isfile(json_file):
             raise FileNotFoundError(
-                f"{json_file} not found: expected a local directory with {PROCESSOR_NAME} "
-                "or a path to it (no download)"
+                f"{json_file} not found: expected a local directory with {PROCESSOR_NAME}, "
+                "a path to it or a Hub model id"
             )
         with open(json_file, encoding="utf-8") as f:
             try:

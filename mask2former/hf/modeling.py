@@ -20,7 +20,10 @@ from mask2former.hf import adapter
 from mask2former.hf.checkpoint_io import (
     SAFE_WEIGHTS_NAME,
     WEIGHTS_NAME,
+    PretrainedLoadOptions,
     load_weights_dir,
+    require_safetensors,
+    resolve_pretrained_dir,
     save_safetensors,
 )
 from mask2former.hf.configuration import Mask2FormerConfig
@@ -104,7 +107,14 @@ class Mask2FormerPreTrainedModel(nn.Module):
         self, save_directory: str | os.PathLike, safe_serialization: bool = True
     ) -> None:
         """Write ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``) with
-        transformers' parameter names."""
+        transformers' parameter names.
+
+        Raises:
+            ImportError: before writing anything, when ``safe_serialization`` and the
+                ``safetensors`` package is missing (as transformers).
+        """
+        if safe_serialization:
+            require_safetensors()
         if os.path.isfile(save_directory):
             raise ValueError(f"save_directory {save_directory} is a file, expected a directory")
         os.makedirs(save_directory, exist_ok=True)
@@ -125,21 +135,24 @@ class Mask2FormerPreTrainedModel(nn.Module):
         ignore_mismatched_sizes: bool = False,
         **config_overrides: Any,
     ) -> Mask2FormerPreTrainedModel:
-        """Load a local ``save_pretrained`` directory (ours or transformers'), in eval mode.
+        """Load a ``save_pretrained`` directory (ours or transformers') or a Hub model id, in
+        eval mode.
 
         Args:
-            pretrained_model_name_or_path: local directory (no download).
+            pretrained_model_name_or_path: local directory, or a Hub id ("org/name") read
+                through ``huggingface_hub`` and its cache (``HF_HUB_OFFLINE=1`` works with a
+                populated cache).
             config: use this config instead of the directory's ``config.json``.
             ignore_mismatched_sizes: skip weights whose shape differs (e.g. a new
                 ``num_labels``) instead of raising.
-            **config_overrides: config fields to change, e.g. ``num_labels=5``.
+            **config_overrides: config fields to change, e.g. ``num_labels=5``; and the
+                loading keywords of transformers: ``torch_dtype`` / ``dtype`` (torch.dtype,
+                its name or "auto"), ``device_map`` (one device: "cpu", "cuda:0",
+                ``{"": device}``; splitting maps such as "auto" are refused), ``revision``,
+                ``cache_dir``, ``local_files_only``, ``token``, ``force_download``.
         """
-        path = os.fspath(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(
-                f"{path} is not a directory: from_pretrained loads local save_pretrained "
-                "directories only (no download)"
-            )
+        options = PretrainedLoadOptions.pop_from(config_overrides)
+        path = resolve_pretrained_dir(pretrained_model_name_or_path, **options.hub_kwargs)
         if config is None:
             config = Mask2FormerConfig.from_pretrained(path, **config_overrides)
         elif config_overrides:
@@ -147,9 +160,10 @@ class Mask2FormerPreTrainedModel(nn.Module):
                 f"pass either config or config overrides, got {sorted(config_overrides)}"
             )
         model = cls(config)
-        original = hf_to_original(load_weights_dir(path))
+        weights = load_weights_dir(path)
+        original = hf_to_original(weights)
         model.load_original_state_dict(original, ignore_mismatched_sizes=ignore_mismatched_sizes)
-        return model.eval()
+        return options.place(model.eval(), options.resolve_dtype(config, weights))
 
 
 class Mask2FormerModel(Mask2FormerPreTrainedModel):
