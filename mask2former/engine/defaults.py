@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mask2former.engine.launch import DEFAULT_TIMEOUT
 from mask2former.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ _LOG_DATEFMT = "%m/%d %H:%M:%S"
 
 def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParser:
     """detectron2's training CLI: ``--config-file``, ``--resume``, ``--eval-only``,
-    ``--num-gpus``, ``--num-machines``, ``--machine-rank``, ``--dist-url`` and trailing
-    ``KEY VALUE`` config overrides (``opts``)."""
+    ``--num-gpus``, ``--num-machines``, ``--machine-rank``, ``--dist-url``, ``--dist-timeout``
+    and trailing ``KEY VALUE`` config overrides (``opts``)."""
     prog = os.path.basename(sys.argv[0])
     parser = argparse.ArgumentParser(
         epilog=epilog
@@ -55,6 +56,14 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
         "--dist-url",
         default="auto",
         help="torch.distributed init URL, e.g. tcp://HOST:PORT; 'auto' picks a free local port",
+    )
+    parser.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT.total_seconds(),
+        metavar="SECONDS",
+        help="how long the rendezvous and every collective wait for the other ranks before the "
+        "job stops with an error (a rank died or hangs); default: %(default)g (30 minutes)",
     )
     parser.add_argument(
         "opts",
