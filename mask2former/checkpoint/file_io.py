@@ -236,6 +236,44 @@ def read_checkpoint(path: str, *, trusted: bool = False) -> dict[str, Any]:
     return read_torch_checkpoint(path, trusted=trusted)
 
 
+class _ErrorRecordingFile:
+    """A binary file that remembers the first ``OSError`` its writes raised.
+
+    ``torch.save`` turns a failed write (disk full, file too large) into a RuntimeError
+    without the errno ("unexpected pos ..."); the recorded error says what happened.
+    """
+
+    def __init__(self, file: IO[bytes]):
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+def _write_error(path: str, error: OSError) -> OSError:
+    """The same kind of OSError (errno kept), saying which file and what is left of it."""
+    message = (
+        f"{error.strerror or error}: could not write {path} (its previous content, if any, is "
+        "untouched); free space on that file system or choose a writable directory"
+    )
+    return OSError(error.errno, message) if error.errno is not None else OSError(message)
+
+
 def write_atomically(path: str, write: Callable[[IO[bytes]], None]) -> None:
     """Write a file so that ``path`` either keeps its old content or holds the full new one.
 
@@ -245,16 +283,32 @@ def write_atomically(path: str, write: Callable[[IO[bytes]], None]) -> None:
     Args:
         path: destination file.
         write: callback that writes the content into the given binary file object.
+
+    Raises:
+        OSError: of the failure's kind (``PermissionError``, errno ``ENOSPC``, ``EFBIG``...),
+            naming ``path``, when the directory is not writable or the write fails;
+            ``path`` keeps its previous content.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    except OSError as e:
+        raise _write_error(path, e) from e
+    try:
+        with os.fdopen(fd, "wb") as raw_file:
+            f = _ErrorRecordingFile(raw_file)
+            try:
+                write(f)  # type: ignore[arg-type]
+                f.flush()
+            except Exception as e:
+                if f.error is None or e is f.error:
+                    raise
+                raise f.error from e
+            os.fsync(raw_file.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+        if isinstance(e, OSError):
+            raise _write_error(path, e) from e
         raise
