@@ -11,6 +11,11 @@ EXPECTED_OPTIONS = {
     "tools/convert-pretrained-swin-model-to-d2.py": ["input", "output"],
     "tools/export_model.py": ["--config-file", "--format", "--output", "--height", "--width",
                               "--dynamic", "--opset"],
+    "tools/visualize_data.py": ["--config-file", "--source", "--dataset", "--num", "--output"],
+    "tools/visualize_json_results.py": ["--input", "--output", "--dataset", "--conf-threshold"],
+    "tools/dataset_stats.py": ["--config-file", "--dataset", "--json"],
+    "tools/convert_to_coco_panoptic.py": ["--semantic-dir", "--instance-dir", "--instances-json",
+                                          "--classes", "--thing-classes", "--output"],
 }  # fmt: skip
 
 

@@ -20,6 +20,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mask2former.config import get_cfg
+from mask2former.data.datasets.builtin import register_builtin
 from mask2former.data.datasets.custom import (
     register_coco_instances,
     register_coco_panoptic,
@@ -28,7 +30,7 @@ from mask2former.data.datasets.custom import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CUSTOM_FORMATS", "register_custom_datasets"]
+__all__ = ["CUSTOM_FORMATS", "config_with_datasets", "register_custom_datasets"]
 
 _PATH_KEYS = ("image_root", "json", "panoptic_root", "gt_root", "instances_json")
 
@@ -160,3 +162,16 @@ def register_custom_datasets(cfg: Any) -> list[str]:
         _FROM_CONFIG[entry["name"]] = entry
         registered.append(entry["name"])
     return registered
+
+
+def config_with_datasets(config_file: str | None, opts: list[str] | None = None) -> Any:
+    """The config of ``config_file`` + ``opts`` (``KEY VALUE`` strings), frozen, with the
+    builtin datasets and those of ``DATASETS.CUSTOM`` registered (the tools' set-up)."""
+    cfg = get_cfg()
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts or []))
+    cfg.freeze()
+    register_builtin()
+    register_custom_datasets(cfg)
+    return cfg

@@ -12,6 +12,7 @@ from PIL import Image
 from mask2former.data.datasets.custom_convert import convert_to_coco_panoptic
 from mask2former.utils.panoptic_ids import rgb2id
 from tests.data.custom.unseen_data import CLASSES, IGNORE_LABEL, THING_CLASSES
+from tests.optional import require_package
 
 
 def test_segments_reproduce_the_label_maps(unseen_root, unseen_panoptic):
@@ -67,7 +68,7 @@ def test_pycocotools_reads_the_instances_json(unseen_panoptic):
 
 
 def test_panopticapi_pq_of_the_ground_truth_is_perfect(unseen_root, unseen_panoptic):
-    pq_compute = pytest.importorskip("panopticapi.evaluation").pq_compute
+    pq_compute = require_package("panopticapi.evaluation", "panopticapi-lite").pq_compute
     conv = unseen_panoptic["val"]
     with contextlib.redirect_stdout(io.StringIO()):
         result = pq_compute(
