@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pycocotools.mask as mask_util
-from _parallel import run_parallel
+from _parallel import exit_on_failures, run_parallel
 from PIL import Image
 from prepare_ade20k_pan_seg import (
     ADE_DIR,
@@ -29,6 +29,7 @@ from prepare_ade20k_pan_seg import (
 )
 
 from mask2former.data.datasets import load_class_table
+from mask2former.utils.file_failures import FileFailures
 
 
 def convert(image_file: str, instance_file: str, cat_map: dict[int, int]) -> tuple[dict, list]:
@@ -65,10 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     categories = load_class_table("ade20k_instance_100")
     cat_map = instance_category_map()
+    failures, total = FileFailures("images"), 0
     for name, dirname in SPLITS:
         rows = split_files(args.root, dirname, ("annotations_instance",))
         items = [(*row, cat_map) for row in rows]
-        results = run_parallel(convert, items, f"ADE20K instance {name}", args.workers)
+        results = run_parallel(convert, items, f"ADE20K instance {name}", failures, args.workers)
+        total += len(items)
         annotations = [{"id": 0, **a} for _, per_image in results for a in per_image]
         for ann_id, annotation in enumerate(annotations, start=1):
             annotation["id"] = ann_id
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         with open(os.path.join(args.root, ADE_DIR, f"ade20k_instance_{name}.json"), "w") as f:
             json.dump(out, f)
+    exit_on_failures(failures, total)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from _parallel import run_parallel
+from _parallel import exit_on_failures, run_parallel
 from PIL import Image
 
 from mask2former.data.datasets import load_class_table
+from mask2former.utils.file_failures import FILE_ERRORS, FileFailures
 
 ADE_DIR = "ADEChallengeData2016"
 SPLITS = (("train", "training"), ("val", "validation"))
@@ -78,7 +79,11 @@ def split_files(root: str, dirname: str, label_dirs: tuple[str, ...]) -> list[tu
 
 def read_label(path: str, shape: tuple[int, int], channels: int) -> np.ndarray:
     """An 8-bit label PNG as an (H, W) or (H, W, C) array, checked against the image size."""
-    label = np.asarray(Image.open(path))
+    try:
+        with Image.open(path) as image:
+            label = np.asarray(image)
+    except FILE_ERRORS as e:
+        raise ValueError(f"{path}: cannot read the label PNG ({type(e).__name__}: {e})") from e
     expected = shape if channels == 1 else (*shape, channels)
     if label.dtype != np.uint8 or label.shape[: len(expected)] != expected:
         raise ValueError(
@@ -202,12 +207,14 @@ def main(argv: list[str] | None = None) -> None:
     categories = panoptic_categories()
     by_id = {c["id"]: c for c in categories}
     cat_map = instance_category_map()
+    failures, total = FileFailures("images"), 0
     for name, dirname in SPLITS:
         rows = split_files(args.root, dirname, ("annotations", "annotations_instance"))
         out_dir = os.path.join(args.root, ADE_DIR, f"ade20k_panoptic_{name}")
         os.makedirs(out_dir, exist_ok=True)
         items = [(*row, out_dir, by_id, cat_map) for row in rows]
-        results = run_parallel(convert, items, f"ADE20K panoptic {name}", args.workers)
+        results = run_parallel(convert, items, f"ADE20K panoptic {name}", failures, args.workers)
+        total += len(items)
         out = {
             "images": [image for image, _ in results],
             "annotations": [annotation for _, annotation in results],
@@ -215,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         with open(os.path.join(args.root, ADE_DIR, f"ade20k_panoptic_{name}.json"), "w") as f:
             json.dump(out, f)
+    exit_on_failures(failures, total)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from _parallel import run_parallel
+from _parallel import exit_on_failures, run_parallel
 from PIL import Image
+
+from mask2former.utils.file_failures import FileFailures
 
 
 def convert(src: str, dst: str) -> None:
@@ -28,13 +30,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     ade = Path(args.root) / "ADEChallengeData2016"
+    failures, total = FileFailures("label files"), 0
     for split in ("training", "validation"):
         src_dir, dst_dir = ade / "annotations" / split, ade / "annotations_detectron2" / split
         if not src_dir.is_dir():
             raise FileNotFoundError(f"{src_dir} not found; set --root or DETECTRON2_DATASETS")
         dst_dir.mkdir(parents=True, exist_ok=True)
         items = [(str(f), str(dst_dir / f.name)) for f in sorted(src_dir.glob("*.png"))]
-        run_parallel(convert, items, f"ADE20K {split}", args.workers)
+        run_parallel(convert, items, f"ADE20K {split}", failures, args.workers)
+        total += len(items)
+    exit_on_failures(failures, total)
 
 
 if __name__ == "__main__":

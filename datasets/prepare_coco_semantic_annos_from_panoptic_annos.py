@@ -11,10 +11,11 @@ import json
 import os
 
 import numpy as np
-from _parallel import run_parallel
+from _parallel import exit_on_failures, run_parallel
 from PIL import Image
 
 from mask2former.data.datasets import load_class_table
+from mask2former.utils.file_failures import FileFailures
 
 
 def convert(src: str, dst: str, segments: list[dict], id_map: dict[int, int]) -> None:
@@ -22,6 +23,11 @@ def convert(src: str, dst: str, segments: list[dict], id_map: dict[int, int]) ->
     ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
     out = np.full(ids.shape, 255, dtype=np.uint8)
     for seg in segments:
+        if seg["category_id"] not in id_map:
+            raise ValueError(
+                f"{src}: segment {seg['id']} has category_id {seg['category_id']}, which is not "
+                "one of the 133 COCO panoptic categories"
+            )
         out[ids == seg["id"]] = id_map[seg["category_id"]]
     Image.fromarray(out).save(dst)
 
@@ -33,6 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     coco = os.path.join(args.root, "coco")
     id_map = {c["id"]: i for i, c in enumerate(load_class_table("coco_panoptic_133"))}
+    failures, total = FileFailures("panoptic PNGs"), 0
     for split in ("val2017", "train2017"):
         json_file = os.path.join(coco, "annotations", f"panoptic_{split}.json")
         if not os.path.isfile(json_file):
@@ -51,7 +58,9 @@ def main() -> None:
             )
             for a in annotations
         ]
-        run_parallel(convert, items, f"COCO {split}", args.workers)
+        run_parallel(convert, items, f"COCO {split}", failures, args.workers)
+        total += len(items)
+    exit_on_failures(failures, total)
 
 
 if __name__ == "__main__":
