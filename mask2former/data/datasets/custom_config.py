@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mask2former.config import get_cfg
+from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
 from mask2former.data.datasets.builtin import register_builtin
 from mask2former.data.datasets.custom import (
     register_coco_instances,
@@ -128,15 +129,21 @@ def _normalized(entry: Any, where: str) -> dict:
     return entry
 
 
-def register_custom_datasets(cfg: Any) -> list[str]:
+def register_custom_datasets(cfg: Any, *, check_num_classes: bool = True) -> list[str]:
     """Register every dataset of ``cfg.DATASETS.CUSTOM`` (validating its files).
+
+    Args:
+        cfg: the config.
+        check_num_classes: require ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` to equal the class
+            count of the custom datasets in ``DATASETS.TRAIN`` (off for tools without a model).
 
     Returns:
         The names registered by this call.
 
     Raises:
         ValueError: an entry is malformed (the message names ``DATASETS.CUSTOM[i].<key>``),
-            or a name is registered already from a different entry.
+            a name is registered already from a different entry, or a custom dataset of
+            ``DATASETS.TRAIN`` has other than ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` classes.
         FileNotFoundError: a file or folder an entry names is missing.
     """
     entries = [_normalized(e, f"DATASETS.CUSTOM[{i}]") for i, e in enumerate(cfg.DATASETS.CUSTOM)]
@@ -147,6 +154,8 @@ def register_custom_datasets(cfg: Any) -> list[str]:
     registered = []
     for i, entry in enumerate(entries):
         previous = _FROM_CONFIG.get(entry["name"])
+        if previous is not None and entry["name"] not in DatasetCatalog:
+            previous = None  # removed from the catalog since
         if previous == entry:
             continue
         if previous is not None:
@@ -161,7 +170,27 @@ def register_custom_datasets(cfg: Any) -> list[str]:
             raise error(f"DATASETS.CUSTOM[{i}] ({entry['name']!r}): {e}") from e
         _FROM_CONFIG[entry["name"]] = entry
         registered.append(entry["name"])
+    if check_num_classes:
+        _check_num_classes(cfg, names)
     return registered
+
+
+def _check_num_classes(cfg: Any, custom_names: list[str]) -> None:
+    """The model's class count must equal a custom training dataset's (a frequent mistake
+    that otherwise fails deep inside the loss, or trains a wrong-sized classifier)."""
+    num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
+    for name in cfg.DATASETS.TRAIN:
+        if name not in custom_names:
+            continue
+        meta = MetadataCatalog.get(name)
+        key = "thing_classes" if meta.evaluator_type == "coco" else "stuff_classes"
+        classes = list(meta.get(key) or [])
+        if len(classes) != num_classes:
+            raise ValueError(
+                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES is {num_classes} but training dataset "
+                f"{name!r} has {len(classes)} classes {classes}; set "
+                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES {len(classes)}"
+            )
 
 
 def config_with_datasets(config_file: str | None, opts: list[str] | None = None) -> Any:
@@ -173,5 +202,5 @@ def config_with_datasets(config_file: str | None, opts: list[str] | None = None)
     cfg.merge_from_list(list(opts or []))
     cfg.freeze()
     register_builtin()
-    register_custom_datasets(cfg)
+    register_custom_datasets(cfg, check_num_classes=False)
     return cfg

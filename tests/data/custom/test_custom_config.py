@@ -109,3 +109,15 @@ def test_yaml_entries_merge_and_reach_the_catalog_through_setup(
         FileNotFoundError, match=r"DATASETS.CUSTOM\[0\].*missing.json does not exist"
     ):
         setup(args)
+
+
+def test_num_classes_must_match_a_custom_training_dataset(unseen_root, dataset_names):
+    name = dataset_names()
+    cfg = _cfg(_sem_seg(unseen_root, name))
+    cfg.DATASETS.TRAIN = (name,)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 5
+    with pytest.raises(ValueError, match="NUM_CLASSES is 5 but training dataset .* has 4 classes"):
+        register_custom_datasets(cfg)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 4
+    register_custom_datasets(cfg)  # registered by the first call, now consistent
+    assert MetadataCatalog.get(name).stuff_classes == CLASSES
