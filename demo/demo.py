@@ -10,6 +10,11 @@ Examples::
     python demo/demo.py --config-file ... --input a.png --output out/ --save-raw
     python demo/demo.py --config-file ... --input "images/*.jpg" --output out/ --batch-size 4 \\
         --opts TEST.AMP.ENABLED True   # bfloat16 network on the CPU
+    python demo/demo.py --exported export/demo/model.onnx --input a.png --output out/
+
+``--exported FILE`` runs a file written by ``tools/export_model.py`` (ONNX with onnxruntime or
+OpenVINO, ``.pt2`` with torch.export) instead of the PyTorch model; the config (by default the
+one the file was exported from) then only gives the resizing and the class names.
 
 Images are written to ``--output`` under their input file name and at their input size; a
 video ``clip.mp4`` becomes ``<output>/clip.mp4`` (``.avi`` inputs stay ``.avi``) with the same
@@ -33,15 +38,17 @@ import torch.utils.data as torchdata
 import tqdm
 
 from mask2former.config import get_cfg
-from mask2former.data import register_builtin
+from mask2former.data import register_builtin, register_custom_datasets
 from mask2former.data.detection_utils import read_image
 from mask2former.evaluation.prediction_files import RawPredictionWriter
+from mask2former.export.predictor import BACKENDS, ExportedPredictor
 from mask2former.predictor import ImagePreprocessor, Predictor
 from mask2former.utils.visualizer import TASKS, draw_predictions
 
 logger = logging.getLogger("mask2former.demo")
 
 WINDOW_NAME = "mask2former demo"
+DEFAULT_CONFIG = "configs/coco/panoptic-segmentation/maskformer2_R50_bs16_50ep.yaml"
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # Containers whose codec OpenCV writes everywhere (no x264 licence needed).
 _VIDEO_CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
@@ -55,9 +62,20 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--config-file",
-        default="configs/coco/panoptic-segmentation/maskformer2_R50_bs16_50ep.yaml",
         metavar="FILE",
-        help="path to a YAML config",
+        help=f"path to a YAML config (default: {DEFAULT_CONFIG}, or with --exported the config "
+        "recorded in its model.json)",
+    )
+    parser.add_argument(
+        "--exported",
+        metavar="FILE",
+        help="run this exported model (.onnx / .pt2 from tools/export_model.py, model.json "
+        "beside it) instead of building the PyTorch model",
+    )
+    parser.add_argument(
+        "--exported-backend",
+        choices=BACKENDS,
+        help="runtime of --exported (default: torch_export for .pt2, else onnxruntime)",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -106,10 +124,10 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_cfg(args: argparse.Namespace):
-    """The frozen config of ``--config-file`` with ``--opts`` merged in."""
+def setup_cfg(args: argparse.Namespace, config_file: str):
+    """The frozen config of ``config_file`` with ``--opts`` merged in."""
     cfg = get_cfg()
-    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_file(config_file)
     cfg.merge_from_list(args.opts)
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("MODEL.DEVICE is %s but CUDA is not available; using cpu", cfg.MODEL.DEVICE)
@@ -279,11 +297,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.save_raw and not (args.output and args.input):
         raise SystemExit("--save-raw needs --input images and --output")
     logger.info("Arguments: %s", vars(args))
+    if args.exported_backend and not args.exported:
+        raise SystemExit("--exported-backend needs --exported FILE")
     register_builtin()
-    cfg = setup_cfg(args)
+    exported = ExportedPredictor(args.exported, args.exported_backend) if args.exported else None
+    config_file = args.config_file
+    if config_file is None and exported is not None:
+        config_file = exported.metadata["config_file"]
+    cfg = setup_cfg(args, config_file or DEFAULT_CONFIG)
+    register_custom_datasets(cfg)  # class names of a DATASETS.CUSTOM dataset
+    if exported is not None:
+        exported.check_config(cfg)
     if args.output:
         os.makedirs(args.output, exist_ok=True)
-    predictor = Predictor(cfg)
+    predictor = Predictor(cfg, model=exported)
     draw_kwargs = {
         "task": args.task,
         "confidence_threshold": args.confidence_threshold,

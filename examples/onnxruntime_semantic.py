@@ -5,7 +5,8 @@
     python examples/onnxruntime_semantic.py export/demo/model.onnx image.npy --output labels.npy
 
 The image is an (H, W, 3) uint8 array in the config's INPUT.FORMAT (``.npy``, or any image
-file when Pillow is installed, read as RGB), at most the exported size. The result is the
+file when Pillow is installed, read as RGB), at most the exported size unless the file was
+exported with --dynamic (then any size, padded to the size divisibility). The result is the
 (H, W) class index of every pixel, computed as the model does: mask logits upsampled
 bilinearly to the padded input, cropped, sigmoid, then class probabilities (no-object
 dropped) times mask probabilities, summed over queries.
@@ -44,8 +45,12 @@ def bilinear_matrix(out_size: int, in_size: int) -> np.ndarray:
 def semantic_labels(model_path: Path, image: np.ndarray, threads: int | None = None) -> np.ndarray:
     """(H, W) int64 class index per pixel of ``image`` ((H, W, 3) uint8)."""
     metadata = json.loads(model_path.with_suffix(".json").read_text())
-    height, width = metadata["height"], metadata["width"]
     image_h, image_w = image.shape[:2]
+    if metadata["dynamic"]:
+        unit = max(metadata["size_divisibility"], 1)
+        height, width = -(-image_h // unit) * unit, -(-image_w // unit) * unit
+    else:
+        height, width = metadata["height"], metadata["width"]
     if image_h > height or image_w > width:
         raise SystemExit(f"image {image_h}x{image_w} is larger than the exported {height}x{width}")
     # Padded with the pixel mean, which the graph normalises to 0, as the model pads.

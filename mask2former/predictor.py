@@ -15,7 +15,7 @@ can prepare the next images while the model runs (see ``demo/demo.py``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,9 +84,17 @@ class Predictor:
         cfg: a config from ``mask2former.config.get_cfg()``; it is cloned.
         input_format: channel order of the arrays passed to ``__call__`` ("BGR", as OpenCV and
             ``read_image(..., format="BGR")`` give, or "RGB").
+        model: what runs the model's input dicts instead of ``cfg``'s model with
+            ``MODEL.WEIGHTS``, e.g. ``mask2former.export.ExportedPredictor`` (``cfg`` then gives
+            the resizing, the channel order and the dataset metadata).
     """
 
-    def __init__(self, cfg, input_format: str = "BGR") -> None:
+    def __init__(
+        self,
+        cfg,
+        input_format: str = "BGR",
+        model: Callable[[list[dict[str, Any]]], list[dict]] | None = None,
+    ) -> None:
         self.cfg = cfg.clone()
         self.preprocessor = ImagePreprocessor(
             self.cfg.INPUT.MIN_SIZE_TEST,
@@ -94,9 +102,10 @@ class Predictor:
             input_format=input_format,
             model_format=self.cfg.INPUT.FORMAT,
         )
-        self.model = build_model(self.cfg)
-        self.model.eval()
-        DetectionCheckpointer(self.model).load(self.cfg.MODEL.WEIGHTS)
+        if model is None:
+            model = build_model(self.cfg).eval()
+            DetectionCheckpointer(model).load(self.cfg.MODEL.WEIGHTS)
+        self.model = model
         test_sets = self.cfg.DATASETS.TEST
         self.metadata: Metadata = MetadataCatalog.get(
             test_sets[0] if len(test_sets) else "__unused"

@@ -110,6 +110,27 @@ class ExportedPredictor:
         self._pad_value = torch.tensor(self.metadata["pixel_mean"]).view(-1, 1, 1)
         logger.info("ExportedPredictor: %s on %s", self.path, self.backend)
 
+    def check_config(self, cfg: Any) -> None:
+        """Raise unless ``cfg`` describes this file's model (same channel order and classes).
+
+        ``Predictor(cfg, model=exported_predictor)`` reads the resizing, the channel order and
+        the class names from ``cfg``.
+        """
+        checks = (
+            ("INPUT.FORMAT", cfg.INPUT.FORMAT, "input_format"),
+            ("MODEL.SEM_SEG_HEAD.NUM_CLASSES", cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, "num_classes"),
+        )
+        mismatches = [
+            f"{key} is {value!r} in the config but {self.metadata.get(field)!r} in the export"
+            for key, value, field in checks
+            if value != self.metadata.get(field)
+        ]
+        if mismatches:
+            raise ValueError(
+                f"the config does not match {self.path} ({'; '.join(mismatches)}): pass the "
+                f"config it was exported from ({self.metadata.get('config_file') or 'unknown'})"
+            )
+
     def padded_size(self, sizes: list[tuple[int, int]]) -> tuple[int, int]:
         """The network input size for images of ``sizes`` (h, w).
 

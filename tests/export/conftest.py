@@ -76,8 +76,9 @@ def demo_onnx_dynamic(demo_model, tmp_path_factory):
     cfg, model = demo_model
     output = tmp_path_factory.mktemp("demo_onnx_dynamic")
     path = export_model(
-        model, cfg, export_format="onnx", output_dir=output, height=160, width=224, dynamic=True
-    )
+        model, cfg, export_format="onnx", output_dir=output, height=160, width=224, dynamic=True,
+        config_file=DEMO_CONFIG,
+    )  # fmt: skip
     return cfg, model, path
 
 

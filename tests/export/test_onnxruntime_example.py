@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from tests.optional import require_package
@@ -19,11 +20,15 @@ NO_TORCH = (
 )
 
 
-def test_example_without_torch_gives_the_models_semantic_labels(demo_onnx, tmp_path):
+# Smaller than the fixed file's 160x224 (padded to it); any size for the dynamic file.
+@pytest.mark.parametrize(
+    ("exported", "size"), [("demo_onnx", (150, 200)), ("demo_onnx_dynamic", (200, 250))]
+)
+def test_example_without_torch_gives_the_models_semantic_labels(exported, size, request, tmp_path):
     require_package("onnxruntime")
-    _, model, path = demo_onnx
+    _, model, path = request.getfixturevalue(exported)
     torch.manual_seed(7)
-    image = torch.randint(0, 256, (150, 200, 3), dtype=torch.uint8)  # smaller: padded
+    image = torch.randint(0, 256, (*size, 3), dtype=torch.uint8)
     np.save(tmp_path / "image.npy", image.numpy())
     output = tmp_path / "labels.npy"
     result = subprocess.run(
