@@ -21,6 +21,7 @@ import sys
 
 from mask2former.data import DatasetCatalog, MetadataCatalog, register_builtin
 from mask2former.evaluation.semantic_pq import evaluate_sem_seg_json
+from mask2former.utils.file_failures import FilesFailedError
 
 logger = logging.getLogger("mask2former.evaluate_pq_for_semantic_segmentation")
 
@@ -62,14 +63,23 @@ def main(argv: list[str] | None = None) -> None:
     }
     if not gt_files:
         raise SystemExit(f"dataset {args.dataset_name!r} has no record with sem_seg_file_name")
-    results = evaluate_sem_seg_json(
-        predictions,
-        gt_files,
-        list(meta.stuff_classes),
-        meta.get("ignore_label", 255),
-        meta.get("stuff_dataset_id_to_contiguous_id"),
-    )
-    print(f"{args.dataset_name}: {results['num_images']} images")
+    try:
+        results = evaluate_sem_seg_json(
+            predictions,
+            gt_files,
+            list(meta.stuff_classes),
+            meta.get("ignore_label", 255),
+            meta.get("stuff_dataset_id_to_contiguous_id"),
+        )
+    except FilesFailedError as e:
+        # The other images' metrics first, then the failure with its count as the last line.
+        _print_results(args.dataset_name, e.results)
+        raise SystemExit(f"Error: {e}") from e
+    _print_results(args.dataset_name, results)
+
+
+def _print_results(dataset_name: str, results: dict) -> None:
+    print(f"{dataset_name}: {results['num_images']} images")
     print(f"{'':10s}| {'PQ':>5s}  {'SQ':>5s}  {'RQ':>5s} {'N':>5s}")
     print("-" * 38)
     print(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mask2former.utils.file_failures import FILE_ERRORS, FileFailures
 from mask2former.utils.panoptic_ids import rgb2id
 
 logger = logging.getLogger(__name__)
@@ -250,18 +251,30 @@ def _pq_stat_of_images(
     gt_folder: str,
     pred_folder: str,
     categories: dict[int, Any],
-) -> PQStat:
+) -> tuple[PQStat, list[tuple[str, str]]]:
+    """The summed statistics of the image pairs, and ``(file, error)`` of every PNG that
+    could not be read (that image is skipped)."""
     stat = PQStat()
+    failures = FileFailures("images")
     for gt_ann, pred_ann in pairs:
+        images = []
+        for folder, ann in ((gt_folder, gt_ann), (pred_folder, pred_ann)):
+            path = os.path.join(folder, ann["file_name"])
+            try:
+                images.append(read_panoptic_png(path))
+            except FILE_ERRORS as e:
+                failures.record(path, e)
+                break
+        if len(images) < 2:
+            continue
         stat += pq_stat_single_image(
-            read_panoptic_png(os.path.join(gt_folder, gt_ann["file_name"])),
-            read_panoptic_png(os.path.join(pred_folder, pred_ann["file_name"])),
+            *images,
             gt_ann["segments_info"],
             pred_ann["segments_info"],
             categories,
             image_id=gt_ann["image_id"],
         )
-    return stat
+    return stat, failures.failures
 
 
 def pq_compute(
@@ -283,6 +296,10 @@ def pq_compute(
     Returns:
         ``{"All" | "Things" | "Stuff": {"pq", "sq", "rq", "n"}, "per_class": {id: {...}}}``
         with values in [0, 1].
+
+    Raises:
+        FilesFailedError: if PNGs could not be read; they are named and their images
+            skipped, and the error's ``results`` hold the PQ of the other images.
     """
     start = time.perf_counter()
     with open(gt_json_file) as f:
@@ -302,8 +319,10 @@ def pq_compute(
             raise KeyError(f"{pred_json_file} has no prediction for image {gt_ann['image_id']}")
         pairs.append((gt_ann, pred_by_image[gt_ann["image_id"]]))
 
+    failures = FileFailures("images")
     if num_workers <= 1 or len(pairs) < 2:
-        stat = _pq_stat_of_images(pairs, gt_folder, pred_folder, categories)
+        stat, chunk_failures = _pq_stat_of_images(pairs, gt_folder, pred_folder, categories)
+        failures.extend(chunk_failures)
     else:
         chunks = [pairs[i::num_workers] for i in range(num_workers)]
         stat = PQStat()
@@ -314,7 +333,9 @@ def pq_compute(
                 if chunk
             ]
             for future in futures:
-                stat += future.result()
+                chunk_stat, chunk_failures = future.result()
+                stat += chunk_stat
+                failures.extend(chunk_failures)
 
     results: dict[str, Any] = {}
     for name, isthing in (("All", None), ("Things", True), ("Stuff", False)):
@@ -322,4 +343,5 @@ def pq_compute(
         if name == "All":
             results["per_class"] = per_class
     logger.info(f"PQ of {len(pairs)} images in {time.perf_counter() - start:.2f} s")
+    failures.raise_if_any(len(pairs), results)
     return results

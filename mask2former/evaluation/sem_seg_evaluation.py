@@ -17,6 +17,7 @@ from PIL import Image
 from mask2former.data.catalog import DatasetCatalog, MetadataCatalog
 from mask2former.evaluation.evaluator import DatasetEvaluator
 from mask2former.utils import comm
+from mask2former.utils.file_failures import FILE_ERRORS, FileFailures
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ class SemSegEvaluator(DatasetEvaluator):
         size = self._num_classes + 1
         self._conf_matrix = np.zeros((size, size), dtype=np.int64)
         self._predictions: list[dict[str, Any]] = []
+        # A ground-truth file that cannot be read is skipped (named in the log) and counted:
+        # evaluate() reports the metrics of the other images, then raises with the count.
+        self._failures = FileFailures("ground-truth files")
+        self._num_images = 0
 
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
         for inp, out in zip(inputs, outputs):
@@ -124,20 +129,36 @@ class SemSegEvaluator(DatasetEvaluator):
                     f"SemSegEvaluator: {inp['file_name']!r} has no sem_seg_file_name in "
                     f"dataset {self._dataset_name!r}"
                 ) from e
-            gt = load_sem_seg(gt_file)
+            self._num_images += 1
+            try:
+                gt = load_sem_seg(gt_file)
+            except FILE_ERRORS as e:
+                self._failures.record(gt_file, e)
+                continue
             self._conf_matrix += confusion_matrix(pred, gt, self._num_classes, self._ignore_label)
             if self._output_dir:
                 self._predictions.extend(self._encode_json(pred, inp["file_name"]))
 
     def evaluate(self) -> dict[str, Any] | None:
+        """The metrics over the images whose ground truth could be read.
+
+        Raises:
+            FilesFailedError: after logging and writing the metrics of the other images, if
+                ground-truth files could not be read (their names, the count; the metrics in
+                its ``results``).
+        """
         conf_matrix = self._conf_matrix
         predictions = self._predictions
+        failures, num_images = self._failures.failures, self._num_images
         if self._distributed:
             comm.synchronize()
             conf_matrix = np.sum(comm.all_gather(conf_matrix), axis=0)
             predictions = list(itertools.chain(*comm.all_gather(predictions)))
+            gathered = comm.all_gather((failures, num_images))
             if not comm.is_main_process():
                 return None
+            failures = [failure for rank_failures, _ in gathered for failure in rank_failures]
+            num_images = sum(count for _, count in gathered)
         if self._output_dir:
             os.makedirs(self._output_dir, exist_ok=True)
             with open(os.path.join(self._output_dir, "sem_seg_predictions.json"), "w") as f:
@@ -147,7 +168,11 @@ class SemSegEvaluator(DatasetEvaluator):
             f"Semantic segmentation on {self._dataset_name}: mIoU {res['mIoU']:.3f}, "
             f"fwIoU {res['fwIoU']:.3f}, mACC {res['mACC']:.3f}, pACC {res['pACC']:.3f}"
         )
-        return OrderedDict({"sem_seg": res})
+        results = OrderedDict({"sem_seg": res})
+        report = FileFailures(self._failures.what)
+        report.extend(failures)
+        report.raise_if_any(num_images, results)
+        return results
 
     def _encode_json(self, sem_seg: np.ndarray, file_name: str) -> list[dict[str, Any]]:
         """COCO-stuff result records: one RLE per predicted class."""

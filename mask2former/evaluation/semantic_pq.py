@@ -14,6 +14,7 @@ from PIL import Image
 from pycocotools import mask as mask_util
 
 from mask2former.evaluation.pq import PQStat
+from mask2former.utils.file_failures import FILE_ERRORS, FileFailures
 
 # Segment ids of a (gt, pred) pair are packed into one integer as panopticapi does.
 _OFFSET = 256 * 256 * 256
@@ -130,6 +131,10 @@ def evaluate_sem_seg_json(
 
     Returns:
         ``summarize_pq`` results plus "mIoU" (in %) and "num_images".
+
+    Raises:
+        FilesFailedError: if ground-truth PNGs could not be read; they are named and
+            skipped, and the error's ``results`` hold the metrics of the other images.
     """
     per_image: dict[str, list[dict]] = defaultdict(list)
     for pred in predictions:
@@ -137,10 +142,16 @@ def evaluate_sem_seg_json(
     num_classes = len(class_names)
     stat = PQStat()
     conf = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
+    failures = FileFailures("ground-truth PNGs")
     for stem, preds in per_image.items():
         if stem not in gt_files:
             raise KeyError(f"prediction for image {stem!r} has no ground truth in the dataset")
-        gt = np.asarray(Image.open(gt_files[stem])).astype(np.int64)
+        try:
+            with Image.open(gt_files[stem]) as gt_image:
+                gt = np.asarray(gt_image).astype(np.int64)
+        except FILE_ERRORS as e:
+            failures.record(gt_files[stem], e)
+            continue
         pred_map = np.zeros_like(gt)
         for pred in preds:
             category = int(pred["category_id"])
@@ -165,5 +176,6 @@ def evaluate_sem_seg_json(
         conf += confusion_matrix(gt, pred_map, num_classes, ignore_label)
     results = summarize_pq(stat, list(class_names))
     results["mIoU"] = miou_from_confusion(conf)
-    results["num_images"] = len(per_image)
+    results["num_images"] = len(per_image) - len(failures.failures)
+    failures.raise_if_any(len(per_image), results)
     return results

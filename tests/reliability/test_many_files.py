@@ -14,9 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from tests.cli_helpers import REPO_ROOT, cli_env
+from mask2former.data import DatasetCatalog, MetadataCatalog
+from mask2former.data.datasets.demo import demo_metadata
+from mask2former.data.datasets.demo_files import generate_demo_dataset
+from mask2former.evaluation.coco_format import encode_mask
+from mask2former.evaluation.pq import pq_compute
+from mask2former.evaluation.sem_seg_evaluation import SemSegEvaluator
+from mask2former.utils.file_failures import FilesFailedError
+from tests.cli_helpers import REPO_ROOT, cli_env, start_cli
 
 DATASETS_DIR = Path(REPO_ROOT) / "datasets"
 H, W = 12, 16
@@ -84,3 +92,94 @@ def test_panoptic_json_keeps_the_good_images(tmp_path, panoptic_script):
     assert [image["id"] for image in train["images"]] == ["b", "c"]
     assert sorted(os.listdir(ade / "ade20k_panoptic_train")) == ["b.png", "c.png"]
     assert len(json.loads((ade / "ade20k_panoptic_val.json").read_text())["images"]) == 1
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:60])
+
+
+@pytest.fixture()
+def demo_val(tmp_path) -> Path:
+    """The demo dataset with 3 validation images (semantic and panoptic ground truth)."""
+    root = tmp_path / "datasets"
+    generate_demo_dataset(str(root / "demo_shapes"), num_train=1, num_val=3)
+    return root
+
+
+def test_semantic_pq_tool_reports_the_other_images_then_fails_with_the_count(demo_val, tmp_path):
+    gt_dir = demo_val / "demo_shapes" / "sem_seg_val"
+    predictions = []  # perfect predictions, in the JSON the SemSegEvaluator writes
+    for gt_file in sorted(gt_dir.glob("*.png")):
+        gt = np.asarray(Image.open(gt_file))
+        for label in np.unique(gt[gt != 255]):  # contiguous id -> dataset id (demo: id + 1)
+            mask = gt == label
+            predictions.append(
+                {
+                    "file_name": gt_file.name,
+                    "category_id": int(label) + 1,
+                    "segmentation": encode_mask(mask),
+                }
+            )
+    json_file = tmp_path / "sem_seg_predictions.json"
+    json_file.write_text(json.dumps(predictions))
+    bad = gt_dir / "000001.png"
+    _truncate(bad)
+    process = start_cli(
+        "tools/evaluate_pq_for_semantic_segmentation.py",
+        ["--dataset-name", "demo_shapes_val_sem_seg", "--json-file", str(json_file)],
+        DETECTRON2_DATASETS=str(demo_val),
+    )
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 1, output[-2000:]
+    last_line = output.strip().splitlines()[-1]
+    assert last_line.startswith("Error: 1 of 3 ground-truth PNGs failed and were skipped"), output
+    assert str(bad) in last_line, last_line
+    assert "2 images" in output and "mIoU: 100.00" in output, output[-2000:]
+
+
+def test_sem_seg_evaluator_skips_an_unreadable_ground_truth(demo_val):
+    gt_dir = demo_val / "demo_shapes" / "sem_seg_val"
+    records = [
+        {"file_name": f"image_{f.stem}.png", "sem_seg_file_name": str(f)}
+        for f in sorted(gt_dir.glob("*.png"))
+    ]
+    outputs = []
+    for record in records:  # perfect predictions: one-hot scores of the ground truth
+        gt = torch.from_numpy(np.asarray(Image.open(record["sem_seg_file_name"])).astype(np.int64))
+        scores = torch.nn.functional.one_hot(gt.where(gt != 255, 0), num_classes=5)
+        outputs.append({"sem_seg": scores.permute(2, 0, 1).float()})
+    _truncate(Path(records[2]["sem_seg_file_name"]))
+    name = f"many_files_sem_seg_{id(records)}"
+    DatasetCatalog.register(name, lambda: records)
+    MetadataCatalog.get(name).set(ignore_label=255, **demo_metadata())
+    try:
+        evaluator = SemSegEvaluator(name, distributed=False)
+        evaluator.reset()
+        for record, output in zip(records, outputs):
+            evaluator.process([record], [output])
+        with pytest.raises(FilesFailedError) as info:
+            evaluator.evaluate()
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    message = str(info.value)
+    assert message.startswith("1 of 3 ground-truth files failed and were skipped"), message
+    assert records[2]["sem_seg_file_name"] in message, message
+    assert info.value.results["sem_seg"]["mIoU"] == pytest.approx(100.0)
+
+
+def test_pq_compute_skips_an_unreadable_png(demo_val, tmp_path):
+    demo = demo_val / "demo_shapes"
+    gt_json = str(demo / "annotations" / "panoptic_val.json")
+    pred_dir = tmp_path / "predictions"
+    pred_dir.mkdir()
+    for png in (demo / "panoptic_val").iterdir():  # perfect predictions
+        (pred_dir / png.name).write_bytes(png.read_bytes())
+    bad = pred_dir / "000002.png"
+    _truncate(bad)
+    with pytest.raises(FilesFailedError) as info:
+        pq_compute(gt_json, gt_json, str(demo / "panoptic_val"), str(pred_dir))
+    message = str(info.value)
+    assert message.startswith("1 of 3 images failed and were skipped"), message
+    assert str(bad) in message, message
+    assert info.value.results["All"]["pq"] == pytest.approx(1.0)
