@@ -1,23 +1,22 @@
-"""``Mask2FormerConfig`` -> the constructor kwargs of the shared model core.
+"""``Mask2FormerConfig`` -> the YAML door's config node, so both doors share one set of builders.
 
-The YAML door's ``from_config`` classmethods and these functions produce the same keyword
-arguments for equivalent configurations (tested), so both doors build the same modules.
-Settings transformers has but the original modules cannot express raise a ``ValueError``
-naming the config field.
+``to_cfg`` only renames: every module, the criterion and its loss weights are then made by the
+core's own builders (``build_backbone``, ``build_sem_seg_head``, ``build_criterion``) exactly as
+for a YAML config. Settings transformers has but the original modules cannot express raise a
+``ValueError`` naming the config field.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from fvcore.common.config import CfgNode
+
+from mask2former.config import get_cfg
 from mask2former.hf.configuration import Mask2FormerConfig
-from mask2former.layers.shape_spec import ShapeSpec
 
 logger = logging.getLogger(__name__)
 
-# Mask2Former's masked-attention decoder reads the pixel decoder's output through this name.
-_MULTI_SCALE_PIXEL_DECODER = "multi_scale_pixel_decoder"
 _STAGE_TO_FEATURE = {f"stage{i}": f"res{i + 1}" for i in range(1, 5)}
 
 
@@ -26,8 +25,8 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def backbone_kwargs(config: Mask2FormerConfig) -> dict[str, Any]:
-    """``D2SwinTransformer`` kwargs from ``config.backbone_config``."""
+def _check_supported(config: Mask2FormerConfig) -> None:
+    """Raise for transformers settings the original modules have no equivalent of."""
     swin = config.backbone_config
     _require(
         swin.hidden_act == "gelu",
@@ -47,57 +46,16 @@ def backbone_kwargs(config: Mask2FormerConfig) -> dict[str, Any]:
         f"backbone_config: Mask2Former needs 4 stages and out_features {list(_STAGE_TO_FEATURE)}, "
         f"got depths {swin.depths} and out_features {swin.out_features}",
     )
-    return {
-        "pretrain_img_size": swin.image_size,
-        "patch_size": swin.patch_size,
-        "in_chans": swin.num_channels,
-        "embed_dim": swin.embed_dim,
-        "depths": list(swin.depths),
-        "num_heads": list(swin.num_heads),
-        "window_size": swin.window_size,
-        "mlp_ratio": swin.mlp_ratio,
-        "qkv_bias": swin.qkv_bias,
-        "qk_scale": None,
-        "drop_rate": swin.hidden_dropout_prob,
-        "attn_drop_rate": swin.attention_probs_dropout_prob,
-        "drop_path_rate": swin.drop_path_rate,
-        "ape": False,
-        "patch_norm": True,
-        "out_features": [_STAGE_TO_FEATURE[name] for name in swin.out_features],
-        "use_checkpoint": False,
-    }
-
-
-def pixel_decoder_kwargs(
-    config: Mask2FormerConfig, input_shape: dict[str, ShapeSpec]
-) -> dict[str, Any]:
-    """``MSDeformAttnPixelDecoder`` kwargs; ``input_shape`` is the backbone's output shape."""
+    strides = [swin.patch_size * 2**i for i in range(len(swin.depths))]
+    _require(
+        list(config.feature_strides) == strides,
+        f"feature_strides={config.feature_strides} differ from the backbone's strides {strides} "
+        f"(patch_size {swin.patch_size})",
+    )
     _require(
         config.activation_function == "relu",
         f"activation_function={config.activation_function!r}: only 'relu' is supported",
     )
-    strides = [input_shape[name].stride for name in sorted(input_shape)]
-    _require(
-        list(config.feature_strides) == strides,
-        f"feature_strides={config.feature_strides} differ from the backbone's strides {strides}",
-    )
-    return {
-        "input_shape": dict(input_shape),
-        "transformer_dropout": config.dropout,
-        "transformer_nheads": config.num_attention_heads,
-        "transformer_dim_feedforward": config.encoder_feedforward_dim,
-        "transformer_enc_layers": config.encoder_layers,
-        "conv_dim": config.feature_size,
-        "mask_dim": config.mask_feature_size,
-        "norm": "GN",
-        "transformer_in_features": ["res3", "res4", "res5"],
-        "common_stride": config.common_stride,
-    }
-
-
-def transformer_decoder_kwargs(config: Mask2FormerConfig) -> dict[str, Any]:
-    """``MultiScaleMaskedTransformerDecoder`` kwargs (it reads the pixel decoder's
-    ``feature_size`` channels; ``decoder_layers`` counts the initial prediction)."""
     _require(
         config.decoder_layers >= 1, f"decoder_layers must be >= 1, got {config.decoder_layers}"
     )
@@ -107,64 +65,73 @@ def transformer_decoder_kwargs(config: Mask2FormerConfig) -> dict[str, Any]:
             "dropout (as in the original), unlike transformers' which also drops layers",
             config.dropout,
         )
-    return {
-        "in_channels": config.feature_size,
-        "mask_classification": True,
-        "num_classes": config.num_labels,
-        "hidden_dim": config.hidden_dim,
-        "num_queries": config.num_queries,
-        "nheads": config.num_attention_heads,
-        "dim_feedforward": config.dim_feedforward,
-        "dec_layers": config.decoder_layers - 1,
-        "pre_norm": config.pre_norm,
-        "mask_dim": config.mask_feature_size,
-        "enforce_input_project": config.enforce_input_projection,
-    }
 
 
-def head_kwargs(config: Mask2FormerConfig, input_shape: dict[str, ShapeSpec]) -> dict[str, Any]:
-    """``MaskFormerHead`` kwargs without its two submodules."""
-    return {
-        "input_shape": dict(input_shape),
-        "num_classes": config.num_labels,
-        "loss_weight": 1.0,
-        "ignore_value": config.ignore_value,
-        "transformer_in_feature": _MULTI_SCALE_PIXEL_DECODER,
-    }
+def to_cfg(config: Mask2FormerConfig) -> CfgNode:
+    """The YAML-door config (our defaults, the original's keys) equivalent to ``config``.
 
+    ``decoder_layers`` maps to ``DEC_LAYERS`` unchanged: both count the prediction made from
+    the learnable queries. The network gets ``pixel_values`` as they are (the image processor
+    normalises), so ``PIXEL_MEAN`` / ``PIXEL_STD`` are 0 / 1.
+    """
+    _check_supported(config)
+    swin = config.backbone_config
+    cfg = get_cfg()
+    model = cfg.MODEL
+    model.META_ARCHITECTURE = "MaskFormer"
+    model.WEIGHTS = ""
+    model.PIXEL_MEAN = [0.0] * swin.num_channels
+    model.PIXEL_STD = [1.0] * swin.num_channels
+    model.BACKBONE.NAME = "D2SwinTransformer"
+    model.SWIN.PRETRAIN_IMG_SIZE = swin.image_size
+    model.SWIN.PATCH_SIZE = swin.patch_size
+    model.SWIN.EMBED_DIM = swin.embed_dim
+    model.SWIN.DEPTHS = list(swin.depths)
+    model.SWIN.NUM_HEADS = list(swin.num_heads)
+    model.SWIN.WINDOW_SIZE = swin.window_size
+    model.SWIN.MLP_RATIO = swin.mlp_ratio
+    model.SWIN.QKV_BIAS = swin.qkv_bias
+    model.SWIN.QK_SCALE = None
+    model.SWIN.DROP_RATE = swin.hidden_dropout_prob
+    model.SWIN.ATTN_DROP_RATE = swin.attention_probs_dropout_prob
+    model.SWIN.DROP_PATH_RATE = swin.drop_path_rate
+    model.SWIN.APE = False
+    model.SWIN.PATCH_NORM = True
+    model.SWIN.OUT_FEATURES = [_STAGE_TO_FEATURE[name] for name in swin.out_features]
+    model.SWIN.USE_CHECKPOINT = False
 
-def matcher_kwargs(config: Mask2FormerConfig) -> dict[str, Any]:
-    """``HungarianMatcher`` kwargs."""
-    return {
-        "cost_class": config.class_weight,
-        "cost_mask": config.mask_weight,
-        "cost_dice": config.dice_weight,
-        "num_points": config.train_num_points,
-    }
+    head = model.SEM_SEG_HEAD
+    head.NAME = "MaskFormerHead"
+    head.IN_FEATURES = list(_STAGE_TO_FEATURE.values())
+    head.IGNORE_VALUE = config.ignore_value
+    head.NUM_CLASSES = config.num_labels
+    head.CONVS_DIM = config.feature_size
+    head.MASK_DIM = config.mask_feature_size
+    head.COMMON_STRIDE = config.common_stride
+    head.NORM = "GN"
+    head.PIXEL_DECODER_NAME = "MSDeformAttnPixelDecoder"
+    head.TRANSFORMER_ENC_LAYERS = config.encoder_layers
+    head.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES = ["res3", "res4", "res5"]
+    head.DEFORMABLE_TRANSFORMER_ENCODER_DIM_FEEDFORWARD = config.encoder_feedforward_dim
 
-
-def criterion_kwargs(config: Mask2FormerConfig) -> dict[str, Any]:
-    """``SetCriterion`` kwargs without the matcher. Auxiliary losses follow
-    ``use_auxiliary_loss`` (the original's DEEP_SUPERVISION)."""
-    weight_dict = {
-        "loss_ce": config.class_weight,
-        "loss_mask": config.mask_weight,
-        "loss_dice": config.dice_weight,
-    }
-    if config.use_auxiliary_loss:
-        weight_dict.update(
-            {
-                f"{name}_{i}": weight
-                for i in range(config.decoder_layers - 1)
-                for name, weight in list(weight_dict.items())
-            }
-        )
-    return {
-        "num_classes": config.num_labels,
-        "weight_dict": weight_dict,
-        "eos_coef": config.no_object_weight,
-        "losses": ["labels", "masks"],
-        "num_points": config.train_num_points,
-        "oversample_ratio": config.oversample_ratio,
-        "importance_sample_ratio": config.importance_sample_ratio,
-    }
+    mf = model.MASK_FORMER
+    mf.TRANSFORMER_DECODER_NAME = "MultiScaleMaskedTransformerDecoder"
+    mf.TRANSFORMER_IN_FEATURE = "multi_scale_pixel_decoder"
+    mf.DEEP_SUPERVISION = config.use_auxiliary_loss
+    mf.NO_OBJECT_WEIGHT = config.no_object_weight
+    mf.CLASS_WEIGHT = config.class_weight
+    mf.MASK_WEIGHT = config.mask_weight
+    mf.DICE_WEIGHT = config.dice_weight
+    mf.HIDDEN_DIM = config.hidden_dim
+    mf.NUM_OBJECT_QUERIES = config.num_queries
+    mf.NHEADS = config.num_attention_heads
+    mf.DROPOUT = config.dropout
+    mf.DIM_FEEDFORWARD = config.dim_feedforward
+    mf.DEC_LAYERS = config.decoder_layers
+    mf.PRE_NORM = config.pre_norm
+    mf.ENFORCE_INPUT_PROJ = config.enforce_input_projection
+    mf.TRAIN_NUM_POINTS = config.train_num_points
+    mf.OVERSAMPLE_RATIO = config.oversample_ratio
+    mf.IMPORTANCE_SAMPLE_RATIO = config.importance_sample_ratio
+    cfg.freeze()
+    return cfg

@@ -1,8 +1,9 @@
 """``Mask2FormerModel`` and ``Mask2FormerForUniversalSegmentation`` with transformers' API.
 
 Both are thin wrappers around the shared model core (``D2SwinTransformer`` ->
-``MSDeformAttnPixelDecoder`` -> ``MultiScaleMaskedTransformerDecoder``, ``SetCriterion``)
-built from a ``Mask2FormerConfig`` through ``hf.adapter``. Parameters keep the original
+``MSDeformAttnPixelDecoder`` -> ``MultiScaleMaskedTransformerDecoder``, ``SetCriterion``),
+made by the core's own builders from the config node ``hf.adapter.to_cfg`` translates a
+``Mask2FormerConfig`` to; they read the head's typed output. Parameters keep the original
 names in memory; ``save_pretrained`` / ``from_pretrained`` translate to and from
 transformers' names with ``hf.name_mapping``.
 """
@@ -32,12 +33,10 @@ from mask2former.hf.outputs import (
     Mask2FormerForUniversalSegmentationOutput,
     Mask2FormerModelOutput,
 )
-from mask2former.modeling.backbone.swin import D2SwinTransformer
-from mask2former.modeling.criterion import SetCriterion
-from mask2former.modeling.heads.mask_former_head import MaskFormerHead
-from mask2former.modeling.matcher import HungarianMatcher
-from mask2former.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
-from mask2former.modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
+from mask2former.modeling.backbone.build import build_backbone
+from mask2former.modeling.criterion import build_criterion
+from mask2former.modeling.head_outputs import MaskFormerHeadOutput
+from mask2former.modeling.heads.mask_former_head import build_sem_seg_head
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +56,10 @@ class Mask2FormerPreTrainedModel(nn.Module):
                 "(convert a transformers config with Mask2FormerConfig.from_dict(c.to_dict()))"
             )
         self.config = config
+
+    def _setting(self, value: bool | None, name: str) -> bool:
+        """A forward argument, or the config's value of the same name when it is None."""
+        return bool(getattr(self.config, name) if value is None else value)
 
     @property
     def device(self) -> torch.device:
@@ -175,15 +178,10 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
 
     def __init__(self, config: Mask2FormerConfig) -> None:
         super().__init__(config)
-        self.backbone = D2SwinTransformer(**adapter.backbone_kwargs(config))
-        shape = self.backbone.output_shape()
-        self.sem_seg_head = MaskFormerHead(
-            **adapter.head_kwargs(config, shape),
-            pixel_decoder=MSDeformAttnPixelDecoder(**adapter.pixel_decoder_kwargs(config, shape)),
-            transformer_predictor=MultiScaleMaskedTransformerDecoder(
-                **adapter.transformer_decoder_kwargs(config)
-            ),
-        )
+        # The YAML-door config the modules are built from (read-only).
+        self.core_cfg = adapter.to_cfg(config)
+        self.backbone = build_backbone(self.core_cfg)
+        self.sem_seg_head = build_sem_seg_head(self.core_cfg, self.backbone.output_shape())
 
     def original_state_dict(self) -> dict[str, torch.Tensor]:
         return self.state_dict()
@@ -194,13 +192,14 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
         own = {k: v for k, v in state_dict.items() if not k.startswith("criterion.")}
         self._load_into(self, own, ignore_mismatched_sizes)
 
-    def run_core(self, pixel_values: torch.Tensor, output_hidden_states: bool) -> dict[str, Any]:
-        """Run the core modules and collect what the transformers outputs need.
+    def run_core(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool
+    ) -> tuple[dict[str, torch.Tensor], MaskFormerHeadOutput]:
+        """Run backbone and head.
 
         Returns:
-            dict with ``features`` (res2..res5), ``mask_features``, ``multi_scale_features``,
-            ``predictions`` (the decoder's dict) and ``layer_outputs`` (every decoder layer's
-            (Q, B, C) output; only the last one unless ``output_hidden_states``).
+            the backbone features (res2..res5) and the head's output (with the intermediate
+            states when ``output_hidden_states``).
         """
         channels = self.backbone.in_chans
         if pixel_values.dim() != 4 or pixel_values.shape[1] != channels:
@@ -209,23 +208,7 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
                 f"got {tuple(pixel_values.shape)}"
             )
         features = self.backbone(pixel_values)
-        pixel_decoder = self.sem_seg_head.pixel_decoder
-        mask_features, _, multi_scale_features = pixel_decoder.forward_features(features)
-        predictor = self.sem_seg_head.predictor
-        predictions = predictor(multi_scale_features, mask_features)
-        layer_outputs = predictions["layer_outputs"]
-        if not output_hidden_states:
-            layer_outputs = layer_outputs[-1:]
-        if not layer_outputs:  # no decoder layer: the queries are the output
-            batch = pixel_values.shape[0]
-            layer_outputs = [predictor.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)]
-        return {
-            "features": features,
-            "mask_features": mask_features,
-            "multi_scale_features": multi_scale_features,
-            "predictions": predictions,
-            "layer_outputs": layer_outputs,
-        }
+        return features, self.sem_seg_head(features, output_hidden_states=output_hidden_states)
 
     def forward(
         self,
@@ -245,44 +228,36 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
         return_dict: False returns a tuple of the non-None fields.
         """
         del pixel_mask, output_attentions
-        hidden = (
-            self.config.output_hidden_states
-            if output_hidden_states is None
-            else output_hidden_states
-        )
-        run = self.run_core(pixel_values, bool(hidden))
-        output = _model_output(self, run, bool(hidden))
-        use_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if use_dict else output.to_tuple()
+        hidden = self._setting(output_hidden_states, "output_hidden_states")
+        output = _model_output(*self.run_core(pixel_values, hidden))
+        return output if self._setting(return_dict, "return_dict") else output.to_tuple()
 
 
 def _model_output(
-    model: Mask2FormerModel, run: dict[str, Any], hidden: bool
+    features: dict[str, torch.Tensor], head: MaskFormerHeadOutput
 ) -> Mask2FormerModelOutput:
-    predictions = run["predictions"]
-    features = run["features"]
+    """transformers' fields from the core's outputs; the hidden states when the head has them."""
+    decoder = head.decoder
     names = sorted(features)
-    masks = tuple(aux["pred_masks"] for aux in predictions["aux_outputs"])
     states = {}
-    if hidden:
-        batch = run["mask_features"].shape[0]
-        queries = model.sem_seg_head.predictor.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)
-        num_layers = len(model.sem_seg_head.predictor.transformer_ffn_layers)
-        layer_outputs = run["layer_outputs"] if num_layers else []
+    if decoder.hidden_states is not None:
         states = {
             "encoder_hidden_states": tuple(features[name] for name in names),
-            "pixel_decoder_hidden_states": tuple(run["multi_scale_features"]),
-            "transformer_decoder_hidden_states": (queries, *layer_outputs),
+            "pixel_decoder_hidden_states": head.multi_scale_features,
+            "transformer_decoder_hidden_states": decoder.hidden_states,
             "transformer_decoder_intermediate_states": tuple(
-                state.transpose(0, 1) for state in predictions["query_states"]
+                state.transpose(0, 1) for state in decoder.query_states
             ),
         }
     # Built in one step: the tuple view follows the field order only then.
     return Mask2FormerModelOutput(
         encoder_last_hidden_state=features[names[-1]],
-        pixel_decoder_last_hidden_state=run["mask_features"],
-        transformer_decoder_last_hidden_state=run["layer_outputs"][-1].transpose(0, 1),
-        masks_queries_logits=masks + (predictions["pred_masks"],),
+        pixel_decoder_last_hidden_state=head.mask_features,
+        transformer_decoder_last_hidden_state=decoder.last_hidden_state,
+        masks_queries_logits=(
+            *(aux["pred_masks"] for aux in decoder.aux_outputs),
+            decoder.pred_masks,
+        ),
         **states,
     )
 
@@ -299,9 +274,9 @@ class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):
     def __init__(self, config: Mask2FormerConfig) -> None:
         super().__init__(config)
         self.model = Mask2FormerModel(config)
-        self.criterion = SetCriterion(
-            matcher=HungarianMatcher(**adapter.matcher_kwargs(config)),
-            **adapter.criterion_kwargs(config),
+        head = self.model.sem_seg_head
+        self.criterion = build_criterion(
+            self.model.core_cfg, head.num_classes, num_aux_outputs=head.num_aux_outputs
         )
 
     def original_state_dict(self) -> dict[str, torch.Tensor]:
@@ -341,14 +316,9 @@ class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):
         return_dict: False returns a tuple of the non-None fields.
         """
         del pixel_mask, output_attentions
-        hidden = (
-            self.config.output_hidden_states
-            if output_hidden_states is None
-            else output_hidden_states
-        )
-        run = self.model.run_core(pixel_values, bool(hidden))
-        predictions = run["predictions"]
-        base = _model_output(self.model, run, bool(hidden))
+        hidden = self._setting(output_hidden_states, "output_hidden_states")
+        features, head = self.model.run_core(pixel_values, hidden)
+        base = _model_output(features, head)
 
         loss = None
         if (mask_labels is None) != (class_labels is None):
@@ -356,22 +326,17 @@ class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):
                 "pass both mask_labels and class_labels to compute the loss, or neither"
             )
         if mask_labels is not None:
-            loss = self.compute_loss(predictions, mask_labels, class_labels)
-        aux = (
-            self.config.output_auxiliary_logits
-            if output_auxiliary_logits is None
-            else output_auxiliary_logits
-        )
+            loss = self.compute_loss(head, mask_labels, class_labels)
         auxiliary_logits = None
-        if aux:
+        if self._setting(output_auxiliary_logits, "output_auxiliary_logits"):
             auxiliary_logits = [
                 {"masks_queries_logits": a["pred_masks"], "class_queries_logits": a["pred_logits"]}
-                for a in predictions["aux_outputs"]
+                for a in head.aux_outputs
             ]
         output = Mask2FormerForUniversalSegmentationOutput(
             loss=loss,
-            class_queries_logits=predictions["pred_logits"],
-            masks_queries_logits=predictions["pred_masks"],
+            class_queries_logits=head.pred_logits,
+            masks_queries_logits=head.pred_masks,
             auxiliary_logits=auxiliary_logits,
             encoder_last_hidden_state=base.encoder_last_hidden_state,
             pixel_decoder_last_hidden_state=base.pixel_decoder_last_hidden_state,
@@ -380,34 +345,29 @@ class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):
             pixel_decoder_hidden_states=base.pixel_decoder_hidden_states,
             transformer_decoder_hidden_states=base.transformer_decoder_hidden_states,
         )
-        use_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if use_dict else output.to_tuple()
+        return output if self._setting(return_dict, "return_dict") else output.to_tuple()
 
     def compute_loss(
         self,
-        predictions: dict[str, Any],
+        predictions: MaskFormerHeadOutput,
         mask_labels: list[torch.Tensor],
         class_labels: list[torch.Tensor],
     ) -> torch.Tensor:
-        """Weighted sum of the criterion's losses (final and, if enabled, auxiliary).
+        """Sum of the criterion's weighted losses (final and, if enabled, auxiliary).
 
         Args:
-            predictions: the decoder's dict (pred_logits, pred_masks, aux_outputs).
+            predictions: the head's output (pred_logits, pred_masks, aux_outputs).
             mask_labels: per image (N_i, H, W) target masks.
             class_labels: per image (N_i,) target classes.
         """
-        if (
-            len(mask_labels) != len(class_labels)
-            or len(mask_labels) != predictions["pred_logits"].shape[0]
-        ):
+        batch = predictions.pred_logits.shape[0]
+        if len(mask_labels) != len(class_labels) or len(mask_labels) != batch:
             raise ValueError(
                 f"mask_labels ({len(mask_labels)}) and class_labels ({len(class_labels)}) need one "
-                f"entry per image ({predictions['pred_logits'].shape[0]})"
+                f"entry per image ({batch})"
             )
         targets = [
             {"labels": labels.to(torch.int64), "masks": masks}
             for masks, labels in zip(mask_labels, class_labels)
         ]
-        losses = self.criterion(predictions, targets)
-        weights = self.criterion.weight_dict
-        return sum(loss * weights[name] for name, loss in losses.items() if name in weights)
+        return sum(self.criterion.weigh(self.criterion(predictions, targets)).values())

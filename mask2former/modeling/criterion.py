@@ -9,7 +9,9 @@ Losses (per decoder layer when the outputs carry ``aux_outputs``):
   sampling (PointRend), normalised by the number of target masks averaged over ranks.
 
 Auxiliary layers' losses get the suffix ``_{i}`` (``loss_ce_0``, ...). The returned losses are
-unweighted; ``weight_dict`` holds the weights the meta-architecture applies.
+unweighted; ``weight_dict`` holds the weights and ``SetCriterion.weigh`` applies them.
+``build_criterion`` is the one place that turns the settings (``MODEL.MASK_FORMER.*``, which
+the transformers door's config is translated to) into the weights and the criterion.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class SetCriterion(nn.Module):
         Args:
             num_classes: number of categories K, without the "no object" class.
             matcher: assigns queries to targets.
-            weight_dict: loss name -> weight (read by the meta-architecture).
+            weight_dict: loss name -> weight (applied by ``weigh``).
             eos_coef: classification weight of the "no object" class.
             losses: subset of ("labels", "masks").
             num_points: points sampled per mask for the mask losses.
@@ -239,6 +241,12 @@ class SetCriterion(nn.Module):
                 losses.update({f"{k}_{layer_idx}": v for k, v in layer_losses.items()})
         return losses
 
+    def weigh(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The losses times their weights; a loss without a weight is dropped (as in the
+        original, e.g. the auxiliary ones without deep supervision)."""
+        weights = self.weight_dict
+        return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, losses={self.losses}, eos_coef={self.eos_coef}, "
@@ -246,3 +254,44 @@ class SetCriterion(nn.Module):
             f"importance_sample_ratio={self.importance_sample_ratio},\n"
             f"weight_dict={self.weight_dict}"
         )
+
+
+def build_criterion(cfg, num_classes: int, num_aux_outputs: int) -> SetCriterion:
+    """The criterion and its loss weights from ``cfg.MODEL.MASK_FORMER``.
+
+    Args:
+        cfg: config node with the MASK_FORMER loss keys (CLASS_WEIGHT, MASK_WEIGHT, ...).
+        num_classes: number of categories K.
+        num_aux_outputs: earlier predictions the head returns (``head.num_aux_outputs``);
+            with DEEP_SUPERVISION each gets the final prediction's weights.
+    """
+    mf = cfg.MODEL.MASK_FORMER
+    matcher = HungarianMatcher(
+        cost_class=mf.CLASS_WEIGHT,
+        cost_mask=mf.MASK_WEIGHT,
+        cost_dice=mf.DICE_WEIGHT,
+        num_points=mf.TRAIN_NUM_POINTS,
+    )
+    weight_dict = {
+        "loss_ce": mf.CLASS_WEIGHT,
+        "loss_mask": mf.MASK_WEIGHT,
+        "loss_dice": mf.DICE_WEIGHT,
+    }
+    if mf.DEEP_SUPERVISION:
+        weight_dict.update(
+            {
+                f"{name}_{i}": weight
+                for i in range(num_aux_outputs)
+                for name, weight in list(weight_dict.items())
+            }
+        )
+    return SetCriterion(
+        num_classes,
+        matcher=matcher,
+        weight_dict=weight_dict,
+        eos_coef=mf.NO_OBJECT_WEIGHT,
+        losses=["labels", "masks"],
+        num_points=mf.TRAIN_NUM_POINTS,
+        oversample_ratio=mf.OVERSAMPLE_RATIO,
+        importance_sample_ratio=mf.IMPORTANCE_SAMPLE_RATIO,
+    )

@@ -15,10 +15,9 @@ from torch import nn
 from mask2former.config import configurable
 from mask2former.modeling.backbone.backbone import Backbone
 from mask2former.modeling.backbone.build import build_backbone
-from mask2former.modeling.criterion import SetCriterion
+from mask2former.modeling.criterion import SetCriterion, build_criterion
 from mask2former.modeling.heads.mask_former_head import build_sem_seg_head
 from mask2former.modeling.inference_amp import inference_autocast, inference_dtype_from_config
-from mask2former.modeling.matcher import HungarianMatcher
 from mask2former.modeling.postprocessing import postprocess_batch
 from mask2former.modeling.registry import META_ARCH_REGISTRY
 from mask2former.structures import ImageList, Instances
@@ -63,9 +62,9 @@ class MaskFormer(nn.Module):
         """
         Args:
             backbone: feature extractor following the ``Backbone`` interface.
-            sem_seg_head: maps backbone features to {"pred_logits", "pred_masks",
-                "aux_outputs"}; has ``num_classes``.
-            criterion: training losses; its ``weight_dict`` weights them.
+            sem_seg_head: maps backbone features to a ``MaskFormerHeadOutput`` (read as
+                {"pred_logits", "pred_masks", "aux_outputs"}); has ``num_classes``.
+            criterion: training losses; ``criterion.weigh`` applies their weights.
             num_queries: number of object queries Q.
             object_mask_threshold: panoptic: minimum class probability of a kept query.
             overlap_threshold: panoptic: minimum visible fraction of a kept query's mask.
@@ -119,36 +118,8 @@ class MaskFormer(nn.Module):
         backbone = build_backbone(cfg)
         sem_seg_head = build_sem_seg_head(cfg, backbone.output_shape())
 
-        matcher = HungarianMatcher(
-            cost_class=mf.CLASS_WEIGHT,
-            cost_mask=mf.MASK_WEIGHT,
-            cost_dice=mf.DICE_WEIGHT,
-            num_points=mf.TRAIN_NUM_POINTS,
-        )
-        weight_dict = {
-            "loss_ce": mf.CLASS_WEIGHT,
-            "loss_mask": mf.MASK_WEIGHT,
-            "loss_dice": mf.DICE_WEIGHT,
-        }
-        if mf.DEEP_SUPERVISION:
-            # The predictor returns DEC_LAYERS - 1 auxiliary outputs (one per decoder layer
-            # plus the prediction from the learnable queries, minus the final one).
-            weight_dict.update(
-                {
-                    f"{name}_{i}": weight
-                    for i in range(mf.DEC_LAYERS - 1)
-                    for name, weight in list(weight_dict.items())
-                }
-            )
-        criterion = SetCriterion(
-            sem_seg_head.num_classes,
-            matcher=matcher,
-            weight_dict=weight_dict,
-            eos_coef=mf.NO_OBJECT_WEIGHT,
-            losses=["labels", "masks"],
-            num_points=mf.TRAIN_NUM_POINTS,
-            oversample_ratio=mf.OVERSAMPLE_RATIO,
-            importance_sample_ratio=mf.IMPORTANCE_SAMPLE_RATIO,
+        criterion = build_criterion(
+            cfg, sem_seg_head.num_classes, num_aux_outputs=sem_seg_head.num_aux_outputs
         )
         return {
             "backbone": backbone,
@@ -253,10 +224,7 @@ class MaskFormer(nn.Module):
                 )
             gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
             targets = self.prepare_targets(gt_instances, images)
-            losses = self.criterion(outputs, targets)
-            weights = self.criterion.weight_dict
-            # Losses without a weight are dropped, as in the original.
-            return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+            return self.criterion.weigh(self.criterion(outputs, targets))
 
         # Reduced-precision network outputs reach post-processing as float32, and a caller's
         # own autocast region does not reach into it (thresholds, argmaxes, mask products).

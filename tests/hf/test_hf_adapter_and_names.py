@@ -8,11 +8,17 @@ import pytest
 import torch
 
 from mask2former.config import get_cfg
-from mask2former.hf import Mask2FormerConfig, adapter, hf_to_original, original_to_hf
+from mask2former.hf import (
+    Mask2FormerConfig,
+    Mask2FormerForUniversalSegmentation,
+    adapter,
+    hf_to_original,
+    original_to_hf,
+)
 from mask2former.layers.shape_spec import ShapeSpec
+from mask2former.modeling.backbone.build import build_backbone
 from mask2former.modeling.backbone.swin import D2SwinTransformer
 from mask2former.modeling.build import build_model
-from mask2former.modeling.meta_arch import MaskFormer
 from mask2former.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
 from mask2former.modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
 from tests.hf.tiny_hf_config import tiny_config_dict
@@ -61,37 +67,33 @@ def _equivalent_yaml_cfg(num_labels: int):
 
 def test_yaml_and_transformers_doors_give_the_same_kwargs():
     cfg, config = _equivalent_yaml_cfg(num_labels=6)
-    yaml_backbone = D2SwinTransformer.from_config(cfg, ShapeSpec(channels=3))
-    assert adapter.backbone_kwargs(config) == yaml_backbone
-    shape = D2SwinTransformer(**yaml_backbone).output_shape()
-    assert adapter.pixel_decoder_kwargs(config, shape) == MSDeformAttnPixelDecoder.from_config(
-        cfg, shape
+    hf_cfg = adapter.to_cfg(config)
+    image = ShapeSpec(channels=3)
+    assert D2SwinTransformer.from_config(hf_cfg, image) == D2SwinTransformer.from_config(cfg, image)
+    shape = build_backbone(cfg).output_shape()
+    assert MSDeformAttnPixelDecoder.from_config(
+        hf_cfg, shape
+    ) == MSDeformAttnPixelDecoder.from_config(cfg, shape)
+    assert MultiScaleMaskedTransformerDecoder.from_config(
+        hf_cfg, 32, True
+    ) == MultiScaleMaskedTransformerDecoder.from_config(cfg, 32, True)
+    yaml_model = build_model(cfg)
+    hf_model = Mask2FormerForUniversalSegmentation(config)
+    # The criterion's repr lists every setting: weights, matcher costs, points, eos_coef.
+    assert repr(hf_model.criterion) == repr(yaml_model.criterion)
+    assert hf_model.criterion.weight_dict == yaml_model.criterion.weight_dict
+
+
+@pytest.mark.parametrize("deep_supervision", [True, False])
+def test_loss_weights_follow_the_config_once(deep_supervision):
+    config = Mask2FormerConfig(
+        **tiny_config_dict(3, mask_weight=7.0, use_auxiliary_loss=deep_supervision)
     )
-    assert adapter.transformer_decoder_kwargs(
-        config
-    ) == MultiScaleMaskedTransformerDecoder.from_config(cfg, cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM, True)
-    criterion = MaskFormer.from_config(cfg)["criterion"]
-    expected = adapter.criterion_kwargs(config)
-    assert criterion.weight_dict == expected["weight_dict"]
-    assert (criterion.num_classes, criterion.eos_coef, criterion.losses) == (
-        expected["num_classes"],
-        expected["eos_coef"],
-        expected["losses"],
-    )
-    assert (
-        criterion.num_points,
-        criterion.oversample_ratio,
-        criterion.importance_sample_ratio,
-    ) == (expected["num_points"], expected["oversample_ratio"], expected["importance_sample_ratio"])
-    matcher = adapter.matcher_kwargs(config)
-    assert (criterion.matcher.cost_class, criterion.matcher.cost_mask) == (
-        matcher["cost_class"],
-        matcher["cost_mask"],
-    )
-    assert (criterion.matcher.cost_dice, criterion.matcher.num_points) == (
-        matcher["cost_dice"],
-        matcher["num_points"],
-    )
+    weights = Mask2FormerForUniversalSegmentation(config).criterion.weight_dict
+    final = {"loss_ce": 2.0, "loss_mask": 7.0, "loss_dice": 5.0}
+    # decoder_layers=4 counts the initial prediction: 3 layers, 3 earlier predictions.
+    aux = {f"{k}_{i}": v for i in range(3) for k, v in final.items()}
+    assert weights == (final | aux if deep_supervision else final)
 
 
 def test_transformers_names_map_onto_the_yaml_door_model():

@@ -8,6 +8,7 @@ import torch
 from mask2former.config import get_cfg
 from mask2former.layers import ShapeSpec
 from mask2former.modeling.heads import MaskFormerHead, build_sem_seg_head
+from mask2former.modeling.heads.mask_former_head import INERT_KEYS, warn_inert_keys
 from mask2former.modeling.pixel_decoder import MSDeformAttnPixelDecoder
 from mask2former.modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
 
@@ -81,13 +82,19 @@ def test_head_outputs_from_config():
     assert isinstance(head, MaskFormerHead)
     assert isinstance(head.pixel_decoder, MSDeformAttnPixelDecoder)
     assert isinstance(head.predictor, MultiScaleMaskedTransformerDecoder)
-    assert head.ignore_value == 255 and head.num_classes == 3
+    assert head.num_classes == 3 and head.num_aux_outputs == 3
     with torch.no_grad():
         out = head(_features())
+        with_states = head(_features(), output_hidden_states=True)
     assert out["pred_logits"].shape == (2, 5, 4)
     assert out["pred_masks"].shape == (2, 5, 16, 24)  # stride 4
     assert len(out["aux_outputs"]) == 3
-    assert len(out["query_states"]) == 4
+    assert out.decoder.query_states is None and out.multi_scale_features is None
+    assert len(with_states.decoder.query_states) == 4
+    assert len(with_states.decoder.hidden_states) == 4  # the queries, then 3 layers
+    assert [f.shape[-1] for f in with_states.multi_scale_features] == [3, 6, 12]
+    assert out.mask_features.shape[-2:] == (16, 24)
+    torch.testing.assert_close(with_states.pred_masks, out.pred_masks)
 
 
 def test_head_state_dict_names_and_round_trip():
@@ -223,3 +230,26 @@ def test_unsupported_transformer_in_feature_and_unknown_head():
     cfg.MODEL.SEM_SEG_HEAD.NAME = "NoSuchHead"
     with pytest.raises(KeyError, match="MODEL.SEM_SEG_HEAD.NAME"):
         build_sem_seg_head(cfg, TINY_SHAPE)
+
+
+def test_keys_without_effect_warn_when_changed(caplog):
+    defaults = get_cfg()
+    for key, (default, _) in INERT_KEYS.items():
+        node = defaults
+        for part in key.split("."):
+            node = getattr(node, part)
+        assert node == default, f"INERT_KEYS default of {key} differs from get_cfg()"
+    cfg = _cfg()
+    with caplog.at_level("WARNING", logger="mask2former.modeling.heads.mask_former_head"):
+        build_sem_seg_head(cfg, TINY_SHAPE)
+    assert not caplog.records  # the original configs leave every such key at its default
+    cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT = 2.0
+    cfg.MODEL.SEM_SEG_HEAD.ASPP_DILATIONS = (6, 12, 18)  # a tuple equal to the default list
+    cfg.MODEL.MASK_FORMER.ENC_LAYERS = 6
+    with caplog.at_level("WARNING", logger="mask2former.modeling.heads.mask_former_head"):
+        head = build_sem_seg_head(cfg, TINY_SHAPE)
+    changed = ["MODEL.SEM_SEG_HEAD.LOSS_WEIGHT", "MODEL.MASK_FORMER.ENC_LAYERS"]
+    assert warn_inert_keys(cfg) == changed
+    assert "MODEL.SEM_SEG_HEAD.LOSS_WEIGHT=2.0 has no effect" in caplog.text
+    assert "MASK_WEIGHT" in caplog.text  # names what weighs the losses instead
+    assert not hasattr(head, "loss_weight")

@@ -44,14 +44,14 @@ def test_output_shapes_and_query_states():
     decoder = _decoder().eval()
     levels, mask_features = _inputs()
     with torch.no_grad():
-        out = decoder(levels, mask_features)
+        out = decoder(levels, mask_features, output_hidden_states=True)
     assert out["pred_logits"].shape == (2, 6, 6)
     assert out["pred_masks"].shape == (2, 6, *MASK_SIZE)
     assert len(out["aux_outputs"]) == 4  # initial queries + 3 layers before the last
     for aux in out["aux_outputs"]:
         assert aux["pred_logits"].shape == (2, 6, 6)
         assert aux["pred_masks"].shape == (2, 6, *MASK_SIZE)
-    states = out["query_states"]
+    states = out.query_states
     assert len(states) == 5 and all(s.shape == (2, 6, 32) for s in states)
     with torch.no_grad():
         assert torch.allclose(decoder.class_embed(states[-1]), out["pred_logits"])

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from mask2former.config.configurable import configurable
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.wrappers import Conv2d, flatten_spatial
+from mask2former.modeling.head_outputs import MaskDecoderOutput
 from mask2former.modeling.registry import TRANSFORMER_DECODER_REGISTRY, get_from_registry
 from mask2former.modeling.transformer_decoder.layers import (
     MLP,
@@ -160,6 +161,12 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             "mask_dim": cfg.MODEL.SEM_SEG_HEAD.MASK_DIM,
         }
 
+    @property
+    def num_aux_outputs(self) -> int:
+        """Earlier predictions in ``aux_outputs``: one from the learnable queries and one after
+        every layer but the last, i.e. ``dec_layers`` (the config's DEC_LAYERS minus 1)."""
+        return self.num_layers
+
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
@@ -180,21 +187,21 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         x: list[torch.Tensor],
         mask_features: torch.Tensor,
         mask: torch.Tensor | None = None,
-    ) -> dict:
+        output_hidden_states: bool = False,
+    ) -> MaskDecoderOutput:
         """Predict classes and masks.
 
         Args:
             x: three feature levels, coarse to fine, each (B, in_channels, H_l, W_l).
             mask_features: (B, mask_dim, H_m, W_m) per-pixel embeddings.
             mask: ignored (padding is not masked, as in the original).
+            output_hidden_states: also return every layer's output and the normalised
+                queries behind every prediction.
 
         Returns:
-            dict with ``pred_logits`` (B, Q, K+1) and ``pred_masks`` (B, Q, H_m, W_m) of the last
-            layer, ``aux_outputs`` (the same for every earlier prediction, first to last; in
-            eval mode their masks are channels-last views) and
-            ``query_states``: the normalised queries (B, Q, hidden_dim) behind each of the
-            ``dec_layers + 1`` predictions, and ``layer_outputs``: each decoder layer's raw
-            output (Q, B, hidden_dim), before the shared norm (``dec_layers`` entries).
+            the last prediction, the ``dec_layers`` earlier ones as ``aux_outputs`` (in eval
+            mode their masks are channels-last views) and the last layer's output; with
+            ``output_hidden_states`` also ``hidden_states`` and ``query_states``.
         """
         del mask
         if len(x) != self.num_feature_levels:
@@ -214,7 +221,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
         output = self.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)
 
-        class_logits, mask_logits, query_states, layer_outputs = [], [], [], []
+        class_logits, mask_logits, query_states, hidden_states = [], [], [], [output]
         logits, masks, states, attn_mask = self.forward_prediction_heads(
             output, mask_features, sizes[0]
         )
@@ -233,7 +240,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             )
             output = self.transformer_self_attention_layers[i](output, query_pos=query_pos)
             output = self.transformer_ffn_layers[i](output)
-            layer_outputs.append(output)
+            hidden_states.append(output)
             # the last prediction has no next layer to mask
             next_size = sizes[(i + 1) % self.num_feature_levels]
             logits, masks, states, attn_mask = self.forward_prediction_heads(
@@ -243,16 +250,17 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             mask_logits.append(masks)
             query_states.append(states)
 
-        return {
-            "pred_logits": class_logits[-1],
-            "pred_masks": mask_logits[-1].contiguous(),
-            "aux_outputs": [
+        return MaskDecoderOutput(
+            pred_logits=class_logits[-1],
+            pred_masks=mask_logits[-1].contiguous(),
+            aux_outputs=[
                 {"pred_logits": a, "pred_masks": b}
                 for a, b in zip(class_logits[:-1], mask_logits[:-1])
             ],
-            "query_states": query_states,
-            "layer_outputs": layer_outputs,
-        }
+            last_hidden_state=output.transpose(0, 1),
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            query_states=tuple(query_states) if output_hidden_states else None,
+        )
 
     def forward_prediction_heads(
         self,
