@@ -95,3 +95,44 @@ def test_bad_input_is_named(unseen_root, tmp_path):
             str(tmp_path),
             **{**common, "classes": CLASSES[:3], "thing_classes": ["ellipse"]},
         )
+
+
+def test_an_object_covers_the_stuff_under_it(tmp_path):
+    # A COCO object drawn over stuff pixels (the label map does not know it) is the object's.
+    for folder in ("semantic", "images"):
+        (tmp_path / folder).mkdir()
+    labels = np.zeros((40, 50), np.uint8)
+    labels[20:] = 1  # stripes
+    Image.fromarray(labels).save(tmp_path / "semantic" / "a.png")
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "images" / "a.jpg")
+    box = [10.0, 10.0, 20.0, 20.0]  # x, y, w, h: half over background, half over stripes
+    polygon = [10, 10, 30, 10, 30, 30, 10, 30]
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 40, "width": 50}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 9,
+                "segmentation": [polygon],
+                "bbox": box,
+                "area": 400.0,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 9, "name": "square"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    conv = convert_to_coco_panoptic(
+        str(tmp_path / "semantic"),
+        str(tmp_path / "images"),
+        str(tmp_path / "out"),
+        classes=CLASSES,
+        thing_classes=THING_CLASSES,
+        instances_json=str(tmp_path / "coco.json"),
+    )
+    ids = rgb2id(np.asarray(Image.open(f"{conv.panoptic_root}/a.png")))
+    segments = json.loads(open(conv.panoptic_json).read())["annotations"][0]["segments_info"]
+    category = {s["id"]: s["category_id"] for s in segments}
+    assert {category[i] for i in np.unique(ids[12:28, 12:28])} == {4}  # square, over both
+    assert {category[i] for i in np.unique(ids[32:, :])} == {2}  # stripes elsewhere
