@@ -83,21 +83,14 @@ def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     return image.transpose(method) if method is not None else image
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """Scale 16/32-bit integer images to 8 bits so colour conversion keeps their contrast."""
-    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        return image
-    arr = np.asarray(image).astype(np.float64)
-    scaled = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
-    return Image.fromarray(scaled, mode="L")
-
-
 def read_image(file_name: str, format: str | None = None) -> np.ndarray:
     """Read an image file into an HWC (or HW for ``format=None`` gray) numpy array.
 
     EXIF orientation is applied. Grayscale, RGBA, palette and 16-bit inputs are converted to
-    ``format``: a PIL mode ("RGB", "L", ...), "BGR", or "YUV-BT.601". With ``format=None`` the
-    pixels are returned as stored (e.g. label maps, 16-bit TIFFs).
+    ``format``: a PIL mode ("RGB", "L", ...), "BGR", or "YUV-BT.601". As in detectron2, that is
+    PIL's conversion: 16/32-bit integer pixels are clipped to 0..255, not rescaled (a model
+    trained with detectron2 saw them so). With ``format=None`` the pixels are returned as
+    stored (e.g. label maps, 16-bit TIFFs).
 
     Args:
         file_name: path of the image.
@@ -122,7 +115,6 @@ def read_image(file_name: str, format: str | None = None) -> np.ndarray:
     image = _apply_exif_orientation(image)
     if format is None:
         return np.asarray(image)
-    image = _to_8bit(image)
     pil_mode = "RGB" if format in _RGB_DERIVED_FORMATS else format
     try:
         image = image.convert(pil_mode)

@@ -70,6 +70,34 @@ def test_modes_convert_as_pil_convert_does(tmp_path, mode):
     np.testing.assert_array_equal(read_image(str(path), "BGR"), expected[:, :, ::-1])
 
 
+# detectron2's read_image on these files (Pillow 12.3, recorded by running
+# detectron2.data.detection_utils.read_image): 16- and 32-bit pixels are clipped to 0..255,
+# not rescaled; the same for "RGB", "BGR" and "L", every channel equal.
+_UINT16 = [[0, 1, 128, 255], [256, 1000, 32768, 65535]]
+_INT32 = [[-70000, -1, 0, 200], [255, 256, 70000, 2**31 - 1]]
+_DETECTRON2_UINT16 = [[0, 1, 128, 255], [255, 255, 255, 255]]
+_DETECTRON2_INT32 = [[0, 0, 0, 200], [255, 255, 255, 255]]
+
+
+@pytest.mark.parametrize(
+    "values, dtype, suffix, expected",
+    [
+        (_UINT16, np.uint16, ".png", _DETECTRON2_UINT16),  # PIL mode "I;16"
+        (_INT32, np.int32, ".tif", _DETECTRON2_INT32),  # PIL mode "I"
+    ],
+)
+def test_high_bit_depth_images_read_as_detectron2_does(tmp_path, values, dtype, suffix, expected):
+    path = tmp_path / f"deep{suffix}"
+    Image.fromarray(np.array(values, dtype=dtype)).save(path)
+    assert Image.open(path).mode == ("I;16" if dtype == np.uint16 else "I")
+    for fmt, channels in (("RGB", 3), ("BGR", 3), ("L", 1)):
+        array = read_image(str(path), fmt)
+        assert array.dtype == np.uint8 and array.shape == (2, 4, channels), fmt
+        for channel in range(channels):
+            assert array[..., channel].tolist() == expected, (fmt, channel)
+    assert read_image(str(path)).tolist() == values  # format=None: the stored values
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_matches_pillows_transpose(tmp_path, orientation):
     exif = Image.Exif()
