@@ -129,7 +129,8 @@ def build_app(
         )
         return gallery, archive, f"{count} frame(s) of '{display_name(path)}' segmented."
 
-    with gr.Blocks(title="Mask2Former demo") as app:
+    # No usage statistics leave the machine: the demo is meant to run offline.
+    with gr.Blocks(title="Mask2Former demo", analytics_enabled=False) as app:
         gr.Markdown(f"# Mask2Former\n{segmenter.description}")
         with gr.Row():
             task = gr.Radio(list(PAGE_TASKS), value="panoptic", label="Task", elem_id="task")

@@ -5,6 +5,7 @@ from tests.cli_helpers import finish_cli, start_cli
 EXPECTED_OPTIONS = {
     "demo/demo.py": ["--config-file", "--input", "--video-input", "--webcam", "--output",
                      "--confidence-threshold", "--opts", "--batch-size", "--save-raw"],
+    "demo/app.py": ["--config-file", "--hf-model", "--port", "--score-threshold", "--opts"],
     "tools/analyze_model.py": ["--config-file", "--tasks", "--num-inputs"],
     "tools/evaluate_pq_for_semantic_segmentation.py": ["--dataset-name", "--json-file"],
     "tools/convert-torchvision-to-d2.py": ["input", "output"],
