@@ -24,14 +24,12 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "modeling"))
-
-import _reference_postprocessing as reference  # noqa: E402
-from test_postprocessing_equivalence import make_logits  # noqa: E402
 
 from bench.timing import interleaved_medians  # noqa: E402
 from mask2former.hf import Mask2FormerImageProcessor  # noqa: E402
 from mask2former.modeling.postprocessing import postprocess_batch  # noqa: E402
+from tests.modeling import _reference_postprocessing as reference  # noqa: E402
+from tests.modeling.test_postprocessing_equivalence import make_logits  # noqa: E402
 
 TASKS = {
     "semantic": {"semantic_on": True, "panoptic_on": False, "instance_on": False},

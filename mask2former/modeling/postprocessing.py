@@ -25,15 +25,19 @@ from mask2former.modeling.mask_upsampling import (
     upsample_masks,
 )
 from mask2former.modeling.postprocessing_tasks import (
+    InstanceBands,
+    PanopticBands,
     instance_inference,
-    instances_from_masks,
     panoptic_inference,
     panoptic_queries,
-    panoptic_segments,
     semantic_inference,
     semantic_scores,
     topk_query_class_pairs,
 )
+
+# Elements of a row band of the kept queries' probabilities (16 MB: mostly in cache, and
+# few enough bands that the per-operation overhead stays small).
+BAND_ELEMENTS = 1 << 22
 
 __all__ = [
     "instance_inference",
@@ -82,9 +86,13 @@ def _infer(
 ) -> dict[str, Any]:
     """The requested results from (Q, K + 1) class logits and ``masks_of(query_ids)``, which
     gives the (n, H, W) float32 mask logits of those queries at the result's resolution
-    (all queries for None) in a new tensor (it is overwritten). Semantic inference needs
-    every query; otherwise only the queries panoptic and instance inference keep are
-    upsampled. The sigmoid is taken once."""
+    (all queries for None) in a new tensor (it is overwritten).
+
+    Semantic inference needs every query; otherwise only the queries panoptic and instance
+    inference keep are upsampled. The sigmoid is taken once, in place. Panoptic and instance
+    inference then go over the probabilities in row bands, so that their gathers and
+    temporaries stay in cache instead of filling (N, H, W) tensors.
+    """
     if not (semantic_on or panoptic_on or instance_on):
         return {}
     mask_cls = mask_cls.float()
@@ -106,36 +114,66 @@ def _infer(
             mask_logits = mask_cls.new_zeros((0, *output_size))
         else:
             mask_logits = masks_of(needed)
+    num_rows = mask_logits.shape[0]
+
+    def rows_of(queries: torch.Tensor) -> torch.Tensor | None:
+        """Rows of ``queries`` in ``mask_logits``; None when they are all rows in order."""
+        rows = row_of_query[queries]
+        in_order = torch.arange(num_rows, device=rows.device)
+        return None if rows.numel() == num_rows and torch.equal(rows, in_order) else rows
+
+    instances = instance_rows = None
     if pairs is not None:
         distinct, pair_rows = torch.unique(pairs[2], return_inverse=True)
-        instance_rows = row_of_query[distinct]
-        # Binarized before the logits become probabilities (a bool gather is 4x smaller).
-        binary = mask_logits > 0
-        if instance_rows.numel() < binary.shape[0]:
-            binary = binary[instance_rows]
+        instance_rows = rows_of(distinct)
+        # Binarized before the logits become probabilities, row by row (no float gather).
+        binary = torch.empty(
+            (distinct.numel(), *output_size), dtype=torch.bool, device=mask_logits.device
+        )
+        for row, query_row in enumerate(
+            range(num_rows) if instance_rows is None else instance_rows.tolist()
+        ):
+            torch.gt(mask_logits[query_row], 0, out=binary[row])
+        instances = InstanceBands(pairs[0], pairs[1], pair_rows, binary)
     mask_probs = mask_logits.sigmoid_()  # in place: the logits are not needed any more
 
     result: dict[str, Any] = {}
     if semantic_on:
         result["sem_seg"] = semantic_scores(mask_cls, mask_probs)
+    segments = panoptic_rows = None
     if panoptic is not None:
-        scores, labels, queries = panoptic
-        result["panoptic_seg"] = panoptic_segments(
-            mask_probs[row_of_query[queries]],
-            scores,
-            labels,
-            overlap_threshold=overlap_threshold,
-            thing_ids=thing_ids,
-            image_size=output_size,
+        panoptic_rows = rows_of(panoptic[2])
+        segments = PanopticBands(panoptic[0], panoptic[1], output_size)
+    if segments is not None or instances is not None:
+        gathered = max(
+            0 if segments is None else panoptic[2].numel(),
+            0 if instances is None else distinct.numel(),
         )
-    if pairs is not None:
-        scores, labels, _ = pairs
-        if instance_rows.numel() < mask_probs.shape[0]:
-            mask_probs = mask_probs[instance_rows]
-        result["instances"] = instances_from_masks(
-            scores, labels, pair_rows, binary, mask_probs, image_size=output_size
+        band_rows = max(1, BAND_ELEMENTS // max(1, gathered * output_size[1]))
+        for start in range(0, output_size[0], band_rows):
+            band = slice(start, start + band_rows)
+            if segments is not None:
+                # A copy unless nothing else reads the probabilities afterwards.
+                if panoptic_rows is None and instances is None:
+                    segments.add(start, mask_probs[:, band])
+                else:
+                    segments.add(start, _gather_band(mask_probs, panoptic_rows, band))
+            if instances is not None:
+                instances.add(start, _gather_band(mask_probs, instance_rows, band))
+    if segments is not None:
+        result["panoptic_seg"] = segments.finish(
+            overlap_threshold=overlap_threshold, thing_ids=thing_ids
         )
+    if instances is not None:
+        result["instances"] = instances.finish()
     return result
+
+
+def _gather_band(mask_probs: torch.Tensor, rows: torch.Tensor | None, band: slice) -> torch.Tensor:
+    """Rows ``rows`` (all for None, as a view) of a row band of (n, H, W) probabilities."""
+    if rows is None:
+        return mask_probs[:, band]
+    return torch.index_select(mask_probs[:, band], 0, rows)
 
 
 def postprocess_image(

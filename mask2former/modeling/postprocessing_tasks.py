@@ -2,19 +2,21 @@
 
 Notation: Q queries, K classes (the class logits have K + 1 entries, the last being
 "no object"), masks are logits before the sigmoid. The public ``*_inference`` functions take
-full-resolution masks of all queries; ``semantic_scores``, ``panoptic_segments`` and
-``instances_from_masks`` take what ``postprocessing.postprocess_batch`` has already computed
-(probabilities, the kept queries only) so that nothing is done twice.
+full-resolution masks of all queries; ``semantic_scores``, ``PanopticBands`` and
+``InstanceBands`` take what ``postprocessing.postprocess_batch`` has already computed
+(probabilities, the kept queries only, row band by row band) so that nothing is done twice
+and no (N, H, W) temporary is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
+from mask2former.modeling.mask_upsampling import large_empty
 from mask2former.structures import Boxes, Instances, masks_to_boxes
 
 
@@ -35,8 +37,13 @@ def semantic_scores(mask_cls: torch.Tensor, mask_probs: torch.Tensor) -> torch.T
     """(K, H, W) scores from (Q, K + 1) class logits and (Q, H, W) mask probabilities."""
     class_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
     num_queries, height, width = mask_probs.shape
-    scores = torch.mm(class_probs.t(), mask_probs.reshape(num_queries, height * width))
-    return scores.view(-1, height, width)
+    scores = large_empty((class_probs.shape[1], height, width), torch.float32, mask_probs.device)
+    torch.mm(
+        class_probs.t(),
+        mask_probs.reshape(num_queries, height * width),
+        out=scores.view(-1, height * width),
+    )
+    return scores
 
 
 def panoptic_queries(
@@ -78,69 +85,90 @@ def panoptic_inference(
         ``{"id": int, "isthing": bool, "category_id": int}``.
     """
     scores, labels, queries = panoptic_queries(mask_cls, object_mask_threshold)
-    return panoptic_segments(
-        mask_pred[queries].sigmoid(),
-        scores,
-        labels,
-        overlap_threshold=overlap_threshold,
-        thing_ids=thing_ids,
-        image_size=(mask_pred.shape[-2], mask_pred.shape[-1]),
-    )
+    segments = PanopticBands(scores, labels, (mask_pred.shape[-2], mask_pred.shape[-1]))
+    if queries.numel() > 0:
+        segments.add(0, mask_pred[queries].sigmoid())
+    return segments.finish(overlap_threshold=overlap_threshold, thing_ids=thing_ids)
 
 
-def panoptic_segments(
-    mask_probs: torch.Tensor,
-    scores: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    overlap_threshold: float,
-    thing_ids: Collection[int],
-    image_size: tuple[int, int],
-) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """``panoptic_inference`` on the kept queries: (N, H, W) mask probabilities (overwritten),
-    (N,) scores and labels. Areas come from one pass over the winner map instead of one
-    per query."""
-    void = torch.zeros(image_size, dtype=torch.int32, device=mask_probs.device)
-    num_kept = mask_probs.shape[0]
-    if num_kept == 0:
-        return void, []
-    confident = mask_probs >= 0.5  # (N, H, W)
-    # Counting over uint8 into int32 avoids an int64 copy of the whole bool tensor.
-    confident_areas = confident.view(torch.uint8).flatten(1).sum(1, dtype=torch.int32)
-    # max(0) gives argmax's indices (the first maximum) several times faster on CPU.
-    winner = mask_probs.mul_(scores.view(-1, 1, 1)).max(0).indices  # (H, W)
-    # A pixel belongs to its winner's segment when the winner is confident there.
-    confident_winner = confident.gather(0, winner[None])[0]
-    won_areas = torch.bincount(winner.flatten(), minlength=num_kept)
-    # Pixels where the winner is not confident are counted in an extra last bin.
-    segment_areas = torch.bincount(
-        torch.where(confident_winner, winner, num_kept).flatten(), minlength=num_kept + 1
-    )[:num_kept]
+class PanopticBands:
+    """``panoptic_inference`` on the kept queries, fed band by band.
 
-    thing_ids = set(int(i) for i in thing_ids)
-    segment_of_query = [0] * num_kept
-    segments_info: list[dict[str, Any]] = []
-    stuff_segment_ids: dict[int, int] = {}
-    for k, (pred_class, mask_area, original_area, area) in enumerate(
-        zip(labels.tolist(), won_areas.tolist(), confident_areas.tolist(), segment_areas.tolist())
-    ):
-        isthing = pred_class in thing_ids
-        if mask_area == 0 or original_area == 0 or area == 0:
-            continue
-        if mask_area / original_area < overlap_threshold:
-            continue
-        if not isthing and pred_class in stuff_segment_ids:
-            segment_of_query[k] = stuff_segment_ids[pred_class]
-            continue
-        segment_id = len(segments_info) + 1
-        if not isthing:
-            stuff_segment_ids[pred_class] = segment_id
-        segment_of_query[k] = segment_id
-        segments_info.append({"id": segment_id, "isthing": isthing, "category_id": pred_class})
-    if not segments_info:
-        return void, []
-    segment_ids = torch.tensor(segment_of_query, dtype=torch.int32, device=winner.device)
-    return torch.where(confident_winner, segment_ids[winner], 0), segments_info
+    ``add`` takes the (N, rows, W) mask probabilities of a row band (overwritten); ``finish``
+    decides the segments from areas counted over all bands and paints the id map.
+
+    Args:
+        scores: (N,) class probabilities of the kept queries.
+        labels: (N,) their classes.
+        image_size: (H, W) of the result.
+    """
+
+    def __init__(
+        self, scores: torch.Tensor, labels: torch.Tensor, image_size: tuple[int, int]
+    ) -> None:
+        self.scores = scores.view(-1, 1, 1)
+        self.labels = labels
+        device = scores.device
+        self.winner = torch.zeros(image_size, dtype=torch.int64, device=device)
+        self.confident_winner = torch.zeros(image_size, dtype=torch.bool, device=device)
+        self.confident_areas = torch.zeros(scores.shape[0], dtype=torch.int64, device=device)
+
+    def add(self, first_row: int, mask_probs: torch.Tensor) -> None:
+        if mask_probs.shape[0] == 0:
+            return
+        rows = slice(first_row, first_row + mask_probs.shape[1])
+        confident = mask_probs >= 0.5  # (N, rows, W)
+        # Counting over uint8 into int32 avoids an int64 copy of the whole bool tensor.
+        self.confident_areas += confident.view(torch.uint8).flatten(1).sum(1, dtype=torch.int32)
+        # max(0) gives argmax's indices (the first maximum) several times faster on CPU.
+        winner = mask_probs.mul_(self.scores).max(0).indices
+        self.winner[rows] = winner
+        # A pixel belongs to its winner's segment when the winner is confident there.
+        self.confident_winner[rows] = confident.gather(0, winner[None])[0]
+
+    def finish(
+        self, *, overlap_threshold: float, thing_ids: Collection[int]
+    ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """(H, W) int32 segment ids and segments_info, as ``panoptic_inference``."""
+        num_kept = self.labels.shape[0]
+        void = torch.zeros(self.winner.shape, dtype=torch.int32, device=self.winner.device)
+        if num_kept == 0:
+            return void, []
+        winner = self.winner.flatten()
+        won_areas = torch.bincount(winner, minlength=num_kept)
+        # Pixels where the winner is not confident are counted in an extra last bin.
+        segment_areas = torch.bincount(
+            torch.where(self.confident_winner.flatten(), winner, num_kept), minlength=num_kept + 1
+        )[:num_kept]
+        thing_ids = set(int(i) for i in thing_ids)
+        segment_of_query = [0] * num_kept
+        segments_info: list[dict[str, Any]] = []
+        stuff_segment_ids: dict[int, int] = {}
+        for k, (pred_class, mask_area, original_area, area) in enumerate(
+            zip(
+                self.labels.tolist(),
+                won_areas.tolist(),
+                self.confident_areas.tolist(),
+                segment_areas.tolist(),
+            )
+        ):
+            isthing = pred_class in thing_ids
+            if mask_area == 0 or original_area == 0 or area == 0:
+                continue
+            if mask_area / original_area < overlap_threshold:
+                continue
+            if not isthing and pred_class in stuff_segment_ids:
+                segment_of_query[k] = stuff_segment_ids[pred_class]
+                continue
+            segment_id = len(segments_info) + 1
+            if not isthing:
+                stuff_segment_ids[pred_class] = segment_id
+            segment_of_query[k] = segment_id
+            segments_info.append({"id": segment_id, "isthing": isthing, "category_id": pred_class})
+        if not segments_info:
+            return void, []
+        segment_ids = torch.tensor(segment_of_query, dtype=torch.int32, device=winner.device)
+        return torch.where(self.confident_winner, segment_ids[self.winner], 0), segments_info
 
 
 def topk_query_class_pairs(
@@ -195,40 +223,48 @@ def instance_inference(
     # Several pairs often share a query: each distinct query's mask is processed once.
     distinct, rows = torch.unique(queries, return_inverse=True)
     mask_logits = mask_pred[distinct]
-    return instances_from_masks(
-        scores,
-        labels,
-        rows,
-        mask_logits > 0,
-        mask_logits.sigmoid_(),
-        image_size=mask_pred.shape[-2:],
-    )
+    instances = InstanceBands(scores, labels, rows, mask_logits > 0)
+    instances.add(0, mask_logits.sigmoid_())
+    return instances.finish()
 
 
-def instances_from_masks(
-    scores: torch.Tensor,
-    labels: torch.Tensor,
-    rows: torch.Tensor,
-    binary: torch.Tensor,
-    mask_probs: torch.Tensor,
-    *,
-    image_size: Sequence[int],
-) -> Instances:
-    """``instance_inference`` on the distinct queries of the pairs: (M, H, W) binary masks
-    (logits > 0) and mask probabilities (overwritten); pair i (score, label) uses row
-    ``rows[i]``."""
-    binary_float = binary.float()
-    areas = binary_float.flatten(1).sum(1)  # exact: sums of 0 and 1 below 2**24
-    # The same products and per-mask sum as the plain formula (a GEMM-order dot product
-    # would drift by ~1e-6).
-    inside = mask_probs.mul_(binary_float).flatten(1).sum(1)
-    mask_scores = inside / (areas + 1e-6)
+class InstanceBands:
+    """``instance_inference`` on the distinct queries of the (query, class) pairs: ``add``
+    takes the (M, rows, W) mask probabilities of a row band, ``finish`` returns
+    the Instances.
 
-    result = Instances(image_size)
-    result.pred_masks = binary_float[rows]
-    # The original stores all-zero boxes here (computing them was "slow"); detectron2-style
-    # consumers expect real ones, so these are the tight boxes of the binary masks.
-    result.pred_boxes = Boxes(masks_to_boxes(binary)[rows])
-    result.scores = scores * mask_scores[rows]
-    result.pred_classes = labels
-    return result
+    Args:
+        scores: (N,) class probabilities of the pairs.
+        labels: (N,) their classes.
+        rows: (N,) the distinct query (row of ``binary``) of each pair.
+        binary: (M, H, W) bool masks of the distinct queries (logits > 0).
+    """
+
+    def __init__(
+        self, scores: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, binary: torch.Tensor
+    ) -> None:
+        self.scores, self.labels, self.rows, self.binary = scores, labels, rows, binary
+        # Band sums are added in float64 so that their order hardly matters (the plain
+        # formula's float32 sum over the whole mask is within ~1e-7 of it).
+        self.inside = torch.zeros(binary.shape[0], dtype=torch.float64, device=binary.device)
+
+    def add(self, first_row: int, mask_probs: torch.Tensor) -> None:
+        binary = self.binary[:, first_row : first_row + mask_probs.shape[1]]
+        # The same products and per-mask sums as the plain formula (a GEMM-order dot product
+        # would drift by ~1e-6).
+        self.inside += torch.where(binary, mask_probs, 0.0).flatten(1).sum(1)
+
+    def finish(self) -> Instances:
+        binary = self.binary
+        num_distinct, height, width = binary.shape
+        areas = binary.view(torch.uint8).flatten(1).sum(1, dtype=torch.int32).float()
+        mask_scores = self.inside.float() / (areas + 1e-6)
+        result = Instances((height, width))
+        pred_masks = large_empty((self.rows.shape[0], height, width), torch.float32, binary.device)
+        result.pred_masks = pred_masks.copy_(binary[self.rows])
+        # The original stores all-zero boxes here (computing them was "slow"); detectron2-style
+        # consumers expect real ones, so these are the tight boxes of the binary masks.
+        result.pred_boxes = Boxes(masks_to_boxes(binary)[self.rows])
+        result.scores = self.scores * mask_scores[self.rows]
+        result.pred_classes = self.labels
+        return result

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 
-import _reference_postprocessing as reference
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mask2former.modeling import postprocessing
 from mask2former.structures import masks_to_boxes
+from tests.modeling import _reference_postprocessing as reference
 
 KINDS = ("random", "trained", "empty")
 # (queries, classes, low-resolution mask height, width): 4x upsampling gives the padded size.
@@ -202,7 +202,12 @@ def _tail_options(tasks: dict, before_inference: bool, num_classes: int) -> dict
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize(("tasks", "before_inference"), TASKS)
-def test_inference_tail(kind, batch, tasks, before_inference):
+@pytest.mark.parametrize("band_elements", [None, 3000])
+def test_inference_tail(kind, batch, tasks, before_inference, band_elements, monkeypatch):
+    """``band_elements`` 3000 splits panoptic and instance inference into many row bands
+    (one row each with many kept queries, a last band shorter than the others)."""
+    if band_elements is not None:
+        monkeypatch.setattr(postprocessing, "BAND_ELEMENTS", band_elements)
     low_size, image_sizes, output_sizes = batch
     num_queries, num_classes = 100, 133
     logits = [make_logits(kind, num_queries, num_classes, *low_size, seed=s) for s in (4, 5)]
