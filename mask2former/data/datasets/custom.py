@@ -122,6 +122,14 @@ def register_coco_instances(
     """
     if validate:
         categories = check_coco_instances(json_file, image_root, name)
+        ids = sorted(c["id"] for c in categories)
+        if ids != list(range(1, len(ids) + 1)):
+            logger.info(
+                "Dataset %r: category ids %s map to contiguous ids 0..%d in id order",
+                name,
+                ids,
+                len(ids) - 1,
+            )
         metadata = _merge(name, instances_metadata(categories), metadata, json_file)
     _register(
         name,

@@ -181,9 +181,14 @@ def check_coco_panoptic(
             needed.append(os.path.join(sem_seg_root, ann["file_name"]))
         missing = [p for p in needed if not os.path.isfile(p)]
         if missing:
+            hint = (
+                f" (images are found as <PNG stem>{image_ext}; is image_ext right?)"
+                if needed[1] in missing and image_ext is not None
+                else ""
+            )
             raise FileNotFoundError(
                 f"Dataset {name!r}: {json_file} lists {ann['file_name']}, but {missing} "
-                "do(es) not exist"
+                f"do(es) not exist{hint}"
             )
         segment_ids = set()
         for segment in ann["segments_info"]:

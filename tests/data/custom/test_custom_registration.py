@@ -181,3 +181,15 @@ def test_panoptic_separated_follows_detectron2(
         "stripes",
     ]
     assert MetadataCatalog.get(name + "_stuffonly").evaluator_type == "sem_seg"
+
+
+def test_panoptic_images_with_another_extension_get_a_hint(
+    unseen_root, unseen_panoptic, dataset_names
+):
+    conv = unseen_panoptic["val"]
+    args = (f"{unseen_root}/images/val", conv.panoptic_root, conv.panoptic_json)
+    with pytest.raises(FileNotFoundError, match=r"val_000.png.*is image_ext right\?"):
+        register_coco_panoptic(dataset_names(), {}, *args, image_ext=".png")
+    name = dataset_names()
+    register_coco_panoptic(name, {}, *args, image_ext=None)  # names from the JSON's images
+    assert DatasetCatalog.get(name)[0]["file_name"] == f"{unseen_root}/images/val/val_000.jpg"
