@@ -15,7 +15,9 @@ from mask2former.app.cli import get_parser, load_segmenter
 from mask2former.app.inputs import InputError, InputLimits, read_uploaded_image, video_frames
 from mask2former.app.results import check_task, filter_instances, segment_rows
 from mask2former.data.datasets.demo import demo_metadata
+from mask2former.modeling import build_model
 from mask2former.structures import Instances
+from tests.tiny_config import BASE_CONFIG, tiny_cfg, tiny_opts
 
 
 def test_uploaded_image_is_rgb_as_written(tmp_path):
@@ -119,3 +121,15 @@ def test_without_a_model_the_command_says_how_to_get_one(tmp_path, monkeypatch):
     args = argparse.Namespace(hf_model=str(tmp_path), opts=["MODEL.WEIGHTS", "x"])
     with pytest.raises(SystemExit, match="--opts applies to --config-file"):
         load_segmenter(args)
+
+
+def test_command_line_config_opts_and_bfloat16(tmp_path):
+    weights = tmp_path / "tiny.pth"
+    torch.save({"model": build_model(tiny_cfg()).state_dict()}, weights)
+    opts = tiny_opts(**{"MODEL.WEIGHTS": str(weights)})
+    args = get_parser().parse_args(["--config-file", BASE_CONFIG, "--bfloat16", "--opts", *opts])
+    segmenter = load_segmenter(args)
+    cfg = segmenter.predictor.cfg
+    assert cfg.MODEL.WEIGHTS == str(weights) and cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES == 5
+    assert cfg.TEST.AMP.ENABLED and cfg.TEST.AMP.DTYPE == "bfloat16"
+    assert segmenter.description.endswith(str(weights))
