@@ -20,8 +20,11 @@ from mask2former.data.datasets.cityscapes import (
     load_cityscapes_panoptic,
     load_cityscapes_semantic,
 )
-from mask2former.data.datasets.coco import load_sem_seg
-from mask2former.data.datasets.custom import register_coco_instances, register_coco_panoptic
+from mask2former.data.datasets.custom import (
+    register_coco_instances,
+    register_coco_panoptic,
+    register_sem_seg,
+)
 from mask2former.data.datasets.demo import register_demo
 from mask2former.data.datasets.paths import default_root
 
@@ -104,16 +107,16 @@ def _register_sem_seg(
     gt_ext: str = "png",
     ignore_label: int = 255,
 ) -> None:
-    DatasetCatalog.register(
+    register_sem_seg(
         name,
-        lambda: load_sem_seg(gt_dir, image_dir, gt_ext=gt_ext, image_ext="jpg", dataset_name=name),
-    )
-    MetadataCatalog.get(name).set(
-        image_root=image_dir,
-        sem_seg_root=gt_dir,
-        evaluator_type="sem_seg",
+        image_dir,
+        gt_dir,
+        classes=meta["stuff_classes"],
         ignore_label=ignore_label,
-        **meta,
+        image_ext="jpg",
+        gt_ext=gt_ext,
+        metadata=meta,
+        validate=False,
     )
 
 
