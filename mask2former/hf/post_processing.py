@@ -11,8 +11,9 @@ function takes any object with ``class_queries_logits`` (B, Q, K + 1) and
 
 The outputs are transformers' (tests/hf/test_hf_postprocessing.py compares them with the
 real package) for less work: only the queries an image keeps are resized, the per-segment
-areas come from one pass over the winner map, and segment maps are painted at once instead
-of one full-image pass per query.
+areas come from one pass over the winner map, panoptic maps are painted at once, instance
+maps without an (N, H, W) temporary, and full-resolution scores and probabilities are
+written into huge-page buffers (``modeling.mask_upsampling.large_empty``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mask2former.modeling.mask_upsampling import resize_into_large
 from mask2former.modeling.postprocessing import semantic_inference, topk_query_class_pairs
 
 logger = logging.getLogger(__name__)
@@ -75,9 +77,7 @@ def semantic_segmentation(
     for i in range(class_logits.shape[0]):
         image_scores = semantic_inference(class_logits[i], mask_logits[i])
         if target_sizes is not None:
-            image_scores = F.interpolate(
-                image_scores[None], size=target_sizes[i], mode="bilinear", align_corners=False
-            )[0]
+            image_scores = resize_into_large(image_scores, tuple(target_sizes[i]))
         # max(0) gives argmax's indices (the first maximum) several times faster on CPU.
         segmentation = image_scores.max(dim=0).indices
         if return_segmentation_scores:
@@ -150,8 +150,8 @@ def instance_segmentation(
             binary = F.interpolate(binary[None], size=target_sizes[i], mode="nearest")[0]
         nonempty = binary.flatten(1).amax(1).gt(0).tolist() if candidates else []
         kept = [j for j, keep in zip(candidates, nonempty) if keep]
-        instance_maps = binary[[k for k, keep in enumerate(nonempty) if keep]]
-        segmentation = _paint_instances(instance_maps, height_width)
+        kept_rows = [k for k, keep in enumerate(nonempty) if keep]
+        segmentation = _paint_instances(binary, kept_rows, height_width)
         label_list = labels.tolist()
         segments = [
             {
@@ -165,18 +165,21 @@ def instance_segmentation(
         if return_coco_annotation:
             segmentation = segmentation_to_rle(segmentation)
         if return_binary_maps and kept:
-            segmentation = instance_maps
+            segmentation = binary[kept_rows]
         results.append({"segmentation": segmentation, "segments_info": segments})
     return results
 
 
-def _paint_instances(instance_maps: torch.Tensor, height_width: tuple[int, int]) -> torch.Tensor:
-    """(H, W) float map of instance ids: at each pixel the last of the (N, H, W) binary maps
-    covering it (as painting them in order would give), -1 where none does."""
-    if instance_maps.shape[0] == 0:
-        return torch.zeros(height_width) - 1
-    ids = torch.arange(1, instance_maps.shape[0] + 1, dtype=instance_maps.dtype)
-    return instance_maps.mul(ids.view(-1, 1, 1)).amax(0) - 1
+def _paint_instances(
+    binary: torch.Tensor, rows: list[int], height_width: tuple[int, int]
+) -> torch.Tensor:
+    """(H, W) float map of instance ids: at each pixel the position in ``rows`` of the last of
+    those (N, H, W) binary maps covering it (as painting them in order gives), -1 where none
+    does. Painted map by map: no (N, H, W) temporary."""
+    segmentation = torch.full(height_width, -1.0, device=binary.device)
+    for instance_id, row in enumerate(rows):
+        segmentation.masked_fill_(binary[row].bool(), instance_id)
+    return segmentation
 
 
 def _panoptic_segments(
@@ -197,9 +200,7 @@ def _panoptic_segments(
         labels: (N,) their classes.
     """
     if target_size is not None:
-        mask_probs = F.interpolate(
-            mask_probs[None], size=target_size, mode="bilinear", align_corners=False
-        )[0]
+        mask_probs = resize_into_large(mask_probs, tuple(target_size))
     num_kept = mask_probs.shape[0]
     weighted = mask_probs.mul_(scores.view(-1, 1, 1))
     # max(0) gives argmax's indices (the first maximum) several times faster on CPU.

@@ -102,11 +102,13 @@ def upsample_masks(
         masks = torch.ops.aten.upsample_bilinear2d.out(
             source, [height, width], False, *scales, out=out
         )[0]
-    return _resized_into_large(masks, output_size)
+    return resize_into_large(masks, output_size)
 
 
-def _resized_into_large(masks: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-    """``resize_to_output`` of (Q, h, w) masks into a huge-page buffer (see ``large_empty``)."""
+def resize_into_large(masks: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    """(C, h, w) float32 -> (C, H_out, W_out) bilinear as ``resize_to_output``, written into a
+    huge-page buffer (see ``large_empty``); the input (made contiguous) when it already has
+    the output size."""
     if tuple(masks.shape[-2:]) == tuple(output_size):
         return masks.contiguous()
     out = large_empty((1, masks.shape[0], *output_size), torch.float32, masks.device)
