@@ -83,8 +83,9 @@ class Pipeline:
         self.limits = limits
         self.batch_size = batch_size
         self.work_root = work_root
-        # Task and opacity changes redraw the last images' predictions without the network.
-        self._predict_file = functools.lru_cache(maxsize=4)(self._read_and_predict)
+        # Task and opacity changes redraw the last image's predictions without the network;
+        # one entry only, since full-resolution masks of a large image take gigabytes.
+        self._predict_file = functools.lru_cache(maxsize=1)(self._read_and_predict)
 
     def _read_and_predict(self, path: str, threshold: float) -> tuple[np.ndarray, dict]:
         image = read_uploaded_image(path, self.limits)
