@@ -9,23 +9,30 @@ Post-processing (semantic / instance / panoptic) lives in ``hf/post_processing.p
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mask2former.hf import post_processing
-from mask2former.hf.checkpoint_io import pop_hub_kwargs, resolve_pretrained_file
 from mask2former.hf.image_inputs import (
     flatten_images,
     resize_chw,
     target_size,
     to_chw_tensor,
     to_map_tensor,
+)
+from mask2former.hf.json_settings import (
+    read_json,
+    save_directory_file,
+    settings_file,
+    split_known,
+    to_json_string,
+    write_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -36,6 +43,12 @@ IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225]
 _NEAREST = 0
 # Keys that transformers writes but that do not configure processing.
 _IGNORED_KEYS = {"image_processor_type", "feature_extractor_type", "processor_class", "_max_size"}
+# Older transformers' names of settings (``max_size`` is folded into ``size``).
+_RENAMED_KEYS = {"reduce_labels": "do_reduce_labels", "size_divisibility": "size_divisor"}
+
+
+def _setting_names() -> list[str]:
+    return [f.name for f in fields(Mask2FormerImageProcessor)]
 
 
 class BatchFeature(dict):
@@ -95,111 +108,113 @@ def segmentation_map_to_masks(
     return masks.float(), labels.long()
 
 
+def _size_dict(size: Any, max_size: int | None = None) -> dict[str, int]:
+    """transformers' size dict from an int (shortest edge), (height, width) or a dict."""
+    if isinstance(size, dict):
+        return dict(size)
+    if isinstance(size, int):
+        result = {"shortest_edge": size}
+        if max_size is not None:
+            result["longest_edge"] = max_size
+        return result
+    if isinstance(size, list | tuple) and len(size) == 2:
+        return {"height": int(size[0]), "width": int(size[1])}
+    raise ValueError(f"size: got {size!r}, expected an int, (height, width) or a dict")
+
+
+@dataclass(kw_only=True, eq=False)
 class Mask2FormerImageProcessor:
     """Prepare images (and segmentation maps) for Mask2Former, and post-process its outputs.
 
     Args (all optional, defaults as transformers'):
-        do_resize, size ({"shortest_edge": 800, "longest_edge": 1333}), size_divisor (32),
-        resample (2 = bilinear), do_rescale, rescale_factor (1/255), do_normalize,
-        image_mean / image_std (ImageNet), ignore_index (None), do_reduce_labels (False),
-        num_labels (None), pad_size (None: pad to the largest image), do_convert_rgb (None).
+        do_resize, size ({"shortest_edge": 800, "longest_edge": 1333}; an int or (height,
+        width) is converted), size_divisor (32), resample (2 = bilinear), do_rescale,
+        rescale_factor (1/255), do_normalize, image_mean / image_std (ImageNet), ignore_index
+        (None), do_reduce_labels (False), num_labels (None), pad_size (None: pad to the
+        largest image), do_convert_rgb (None).
     """
 
-    model_input_names = ["pixel_values", "pixel_mask"]
-    _defaults: dict[str, Any] = {
-        "do_resize": True,
-        "size": {"shortest_edge": 800, "longest_edge": 1333},
-        "size_divisor": 32,
-        "resample": 2,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": IMAGENET_DEFAULT_MEAN,
-        "image_std": IMAGENET_DEFAULT_STD,
-        "ignore_index": None,
-        "do_reduce_labels": False,
-        "num_labels": None,
-        "pad_size": None,
-        "do_convert_rgb": None,
-    }
+    model_input_names: ClassVar[list[str]] = ["pixel_values", "pixel_mask"]
 
-    def __init__(self, **kwargs: Any) -> None:
-        max_size = kwargs.pop("max_size", None)
-        if "reduce_labels" in kwargs:  # name used by older transformers files
-            kwargs.setdefault("do_reduce_labels", kwargs.pop("reduce_labels"))
-        unknown = sorted(set(kwargs) - set(self._defaults))
-        if unknown:
-            raise TypeError(
-                f"Mask2FormerImageProcessor: unknown arguments {unknown}; "
-                f"valid: {sorted(self._defaults)}"
-            )
-        for name, default in self._defaults.items():
-            setattr(self, name, copy.deepcopy(kwargs.get(name, default)))
-        self.size = self._size_dict(self.size, max_size)
+    do_resize: bool = True
+    size: dict[str, int] = field(
+        default_factory=lambda: {"shortest_edge": 800, "longest_edge": 1333}
+    )
+    size_divisor: int = 32
+    resample: int = 2
+    do_rescale: bool = True
+    rescale_factor: float = 1 / 255
+    do_normalize: bool = True
+    image_mean: list[float] = field(default_factory=lambda: list(IMAGENET_DEFAULT_MEAN))
+    image_std: list[float] = field(default_factory=lambda: list(IMAGENET_DEFAULT_STD))
+    ignore_index: int | None = None
+    do_reduce_labels: bool = False
+    num_labels: int | None = None
+    pad_size: dict[str, int] | None = None
+    do_convert_rgb: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.size = _size_dict(self.size)
         if self.pad_size is not None:
-            self.pad_size = self._size_dict(self.pad_size, None)
+            self.pad_size = _size_dict(self.pad_size)
+        if self.do_rescale and self.rescale_factor is None:
+            raise ValueError("rescale_factor must be set when do_rescale=True")
+        if self.do_normalize and (self.image_mean is None or self.image_std is None):
+            raise ValueError("image_mean and image_std must be set when do_normalize=True")
 
-    @staticmethod
-    def _size_dict(size: Any, max_size: int | None) -> dict[str, int]:
-        if isinstance(size, dict):
-            return dict(size)
-        if isinstance(size, int):
-            result = {"shortest_edge": size}
-            if max_size is not None:
-                result["longest_edge"] = max_size
-            return result
-        if isinstance(size, list | tuple) and len(size) == 2:
-            return {"height": int(size[0]), "width": int(size[1])}
-        raise ValueError(f"size: got {size!r}, expected an int, (height, width) or a dict")
+    def with_settings(self, **overrides: Any) -> Mask2FormerImageProcessor:
+        """A copy with some settings changed (per-call overrides of ``preprocess``).
+
+        Raises:
+            TypeError: a name that is not a setting (the message lists the valid ones).
+        """
+        if not overrides:
+            return self
+        split_known(overrides, _setting_names(), (), "Mask2FormerImageProcessor")
+        return replace(self, **overrides)
 
     # ---- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        result = {
-            name: copy.deepcopy(getattr(self, name))
-            for name in self._defaults
-            if getattr(self, name) is not None
-        }
+        result = {k: v for k, v in asdict(self).items() if v is not None}
         result["image_processor_type"] = type(self).__name__
         return dict(sorted(result.items()))
 
     @classmethod
     def from_dict(cls, processor_dict: dict[str, Any], **kwargs: Any) -> Mask2FormerImageProcessor:
-        values = {k: v for k, v in processor_dict.items() if k not in _IGNORED_KEYS}
-        known = set(cls._defaults) | {"max_size", "reduce_labels"}
-        for key in sorted(set(values) - known):
-            logger.info("preprocessor config key %r is not used by Mask2FormerImageProcessor", key)
-            values.pop(key)
-        values.update(kwargs)
-        return cls(**values)
+        """Build from a ``preprocessor_config.json`` dict (ours or transformers', also the
+        older names ``max_size``, ``reduce_labels`` and ``size_divisibility``); ``kwargs``
+        override it.
+
+        Raises:
+            TypeError: a key that is not a setting (the message lists the valid ones).
+        """
+        values = dict(copy.deepcopy(processor_dict), **kwargs)
+        for old, new in _RENAMED_KEYS.items():
+            if old in values:
+                values.setdefault(new, values.pop(old))
+        max_size = values.pop("max_size", None)
+        if "size" in values:
+            values["size"] = _size_dict(values["size"], max_size)
+        known = split_known(values, _setting_names(), _IGNORED_KEYS, cls.__name__)
+        return cls(**known)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:
         """Write ``preprocessor_config.json`` into ``save_directory``; returns its path."""
-        os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, PROCESSOR_NAME)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        path = save_directory_file(save_directory, PROCESSOR_NAME)
+        write_json(path, self.to_dict())
         return path
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> Mask2FormerImageProcessor:
         """Load from a directory with ``preprocessor_config.json``, from that file or from a
         Hub model id (through huggingface_hub's cache; ``revision``, ``cache_dir``,
-        ``local_files_only``, ``token``, ``force_download`` are taken from ``kwargs``)."""
-        json_file = resolve_pretrained_file(path, PROCESSOR_NAME, **pop_hub_kwargs(kwargs))
-        if not os.path.isfile(json_file):
-            raise FileNotFoundError(
-                f"{json_file} not found: expected a local directory with {PROCESSOR_NAME}, "
-                "a path to it or a Hub model id"
-            )
-        with open(json_file, encoding="utf-8") as f:
-            try:
-                processor_dict = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{json_file}: not valid JSON ({e})") from e
-        return cls.from_dict(processor_dict, **kwargs)
+        ``local_files_only``, ``token``, ``force_download`` are taken from ``kwargs``); the
+        other ``kwargs`` override settings."""
+        json_file = settings_file(path, PROCESSOR_NAME, kwargs)
+        return cls.from_dict(read_json(json_file), **kwargs)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__} {json.dumps(self.to_dict(), indent=2, sort_keys=True)}"
+        return f"{type(self).__name__} {to_json_string(self.to_dict())}"
 
     # ---- pre-processing ------------------------------------------------------------------
     def __call__(self, images: Any, segmentation_maps: Any = None, **kwargs: Any) -> BatchFeature:
@@ -230,20 +245,12 @@ class Mask2FormerImageProcessor:
             BatchFeature with pixel_values, pixel_mask and, with maps, mask_labels (list of
             (N_i, H, W) float) and class_labels (list of (N_i,) int64).
         """
-        unknown = sorted(set(kwargs) - set(self._defaults))
-        if unknown:
-            raise TypeError(f"preprocess: unknown arguments {unknown}")
-        opts = {name: kwargs.get(name, getattr(self, name)) for name in self._defaults}
-        opts["size"] = self._size_dict(opts["size"], None)
-        if opts["do_rescale"] and opts["rescale_factor"] is None:
-            raise ValueError("rescale_factor must be set when do_rescale=True")
-        if opts["do_normalize"] and (opts["image_mean"] is None or opts["image_std"] is None):
-            raise ValueError("image_mean and image_std must be set when do_normalize=True")
+        settings = self.with_settings(**kwargs)
         if return_tensors not in (None, "pt", "np"):
             raise ValueError(f"return_tensors: got {return_tensors!r}, expected None, 'pt' or 'np'")
 
         pixels = [
-            to_chw_tensor(image, opts["do_convert_rgb"], input_data_format)
+            to_chw_tensor(image, settings.do_convert_rgb, input_data_format)
             for image in flatten_images(images, 3, "images")
         ]
         maps = None
@@ -255,11 +262,11 @@ class Mask2FormerImageProcessor:
                 raise ValueError(
                     f"segmentation_maps: got {len(maps)} maps for {len(pixels)} images"
                 )
-        if opts["do_resize"]:
-            pixels = [self._resize(image, opts, opts["resample"]) for image in pixels]
+        if settings.do_resize:
+            pixels = [settings._resize(image, settings.resample) for image in pixels]
             if maps is not None:
-                maps = [self._resize(m, opts, _NEAREST) for m in maps]
-        return self._finish(pixels, maps, instance_id_to_semantic_id, opts, return_tensors)
+                maps = [settings._resize(m, _NEAREST) for m in maps]
+        return settings._finish(pixels, maps, instance_id_to_semantic_id, return_tensors)
 
     def encode_inputs(
         self,
@@ -286,9 +293,8 @@ class Mask2FormerImageProcessor:
             do_reduce_labels=do_reduce_labels,
         )
 
-    @staticmethod
-    def _resize(image: torch.Tensor, opts: dict[str, Any], resample: int) -> torch.Tensor:
-        new_size = target_size(tuple(image.shape[-2:]), opts["size"], opts["size_divisor"] or 0)
+    def _resize(self, image: torch.Tensor, resample: int) -> torch.Tensor:
+        new_size = target_size(tuple(image.shape[-2:]), self.size, self.size_divisor or 0)
         return resize_chw(image, new_size, resample)
 
     def _finish(
@@ -296,15 +302,14 @@ class Mask2FormerImageProcessor:
         pixels: list[torch.Tensor],
         maps: list[torch.Tensor] | None,
         instance_id_to_semantic_id: Any,
-        opts: dict[str, Any],
         return_tensors: str | None,
     ) -> BatchFeature:
-        if opts["pad_size"] is not None:
-            pad = self._size_dict(opts["pad_size"], None)
+        if self.pad_size is not None:
+            pad = self.pad_size
             padded_size = (pad["height"], pad["width"])
         else:
             padded_size = (max(p.shape[-2] for p in pixels), max(p.shape[-1] for p in pixels))
-        ignore_index = opts["ignore_index"]
+        ignore_index = self.ignore_index
         mask_labels, class_labels = [], []
         if maps is not None:
             for index, segmentation_map in enumerate(maps):
@@ -312,13 +317,13 @@ class Mask2FormerImageProcessor:
                 if isinstance(mapping, list):
                     mapping = mapping[index]
                 masks, labels = segmentation_map_to_masks(
-                    segmentation_map[0], mapping, ignore_index, opts["do_reduce_labels"]
+                    segmentation_map[0], mapping, ignore_index, self.do_reduce_labels
                 )
                 mask_labels.append(_pad(masks, padded_size, ignore_index or 0))
                 class_labels.append(labels)
         values, pixel_masks = [], []
         for image in pixels:
-            image = self._rescale_and_normalize(image, opts)
+            image = self._rescale_and_normalize(image)
             pixel_mask = torch.zeros(padded_size, dtype=torch.int64, device=image.device)
             pixel_mask[: image.shape[-2], : image.shape[-1]] = 1
             values.append(_pad(image, padded_size, 0))
@@ -335,21 +340,20 @@ class Mask2FormerImageProcessor:
             encoded.update(mask_labels=mask_labels, class_labels=class_labels)
         return encoded
 
-    @staticmethod
-    def _rescale_and_normalize(image: torch.Tensor, opts: dict[str, Any]) -> torch.Tensor:
+    def _rescale_and_normalize(self, image: torch.Tensor) -> torch.Tensor:
         # Same arithmetic as transformers: rescaling folded into mean/std when both are on.
-        if opts["do_normalize"]:
-            mean = torch.tensor(opts["image_mean"], device=image.device)
-            std = torch.tensor(opts["image_std"], device=image.device)
-            if opts["do_rescale"]:
-                mean = mean * (1.0 / opts["rescale_factor"])
-                std = std * (1.0 / opts["rescale_factor"])
+        if self.do_normalize:
+            mean = torch.tensor(self.image_mean, device=image.device)
+            std = torch.tensor(self.image_std, device=image.device)
+            if self.do_rescale:
+                mean = mean * (1.0 / self.rescale_factor)
+                std = std * (1.0 / self.rescale_factor)
             image = image.to(torch.float32)
             return (image - mean.view(-1, 1, 1).to(image.dtype)) / std.view(-1, 1, 1).to(
                 image.dtype
             )
-        if opts["do_rescale"]:
-            return image * opts["rescale_factor"]
+        if self.do_rescale:
+            return image * self.rescale_factor
         return image
 
     # ---- post-processing -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -21,8 +22,9 @@ def _comparable(config_dict: dict) -> dict:
 def test_defaults_equal_transformers():
     ours = Mask2FormerConfig()
     theirs = transformers.Mask2FormerConfig()
-    for name in Mask2FormerConfig._defaults:
-        assert getattr(ours, name) == _listify(getattr(theirs, name)), name
+    for field in dataclasses.fields(Mask2FormerConfig):
+        if field.name != "backbone_config":
+            assert getattr(ours, field.name) == _listify(getattr(theirs, field.name)), field.name
     assert ours.num_labels == theirs.num_labels == 2
     assert ours.backbone_config.depths == list(theirs.backbone_config.depths) == [2, 2, 18, 2]
     assert ours.backbone_config.drop_path_rate == theirs.backbone_config.drop_path_rate
@@ -72,3 +74,18 @@ def test_num_labels_and_errors(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ValueError, match="model_type"):
         Mask2FormerConfig.from_pretrained(tmp_path)
+
+
+def test_reads_every_key_transformers_writes_and_rejects_unknown_ones(tmp_path):
+    theirs = transformers.Mask2FormerConfig(**tiny_config_dict(3))
+    ours = Mask2FormerConfig.from_dict(theirs.to_dict())  # versions, names, dtype: dropped
+    assert ours.backbone_config.embed_dim == theirs.backbone_config.embed_dim
+    with pytest.raises(TypeError, match=r"unknown settings \['hiden_dim'\]"):
+        Mask2FormerConfig.from_dict(dict(theirs.to_dict(), hiden_dim=8))
+    with pytest.raises(TypeError, match="backbone_config: unknown settings"):
+        Mask2FormerConfig(backbone_config={"embed_dims": 8})
+    with pytest.raises(TypeError, match="hiden_dim"):
+        Mask2FormerConfig(hiden_dim=8)
+    with pytest.raises(ValueError, match="use_timm_backbone"):
+        Mask2FormerConfig.from_dict({"use_timm_backbone": True})
+    assert Mask2FormerConfig.from_dict({"hidden_size": 64}).hidden_dim == 64

@@ -99,6 +99,14 @@ def test_save_and_load_preprocessor_config_both_ways(tmp_path):
     )
     ours = Mask2FormerImageProcessor.from_pretrained(tmp_path / "t")
     assert ours.size == settings["size"] and ours.do_reduce_labels and ours.ignore_index == 255
+    # every key transformers writes is read (image_processor_type: dropped)
+    theirs = transformers.Mask2FormerImageProcessor(**settings).to_dict()
+    assert Mask2FormerImageProcessor.from_dict(theirs).to_dict() == theirs
+    # older files: an int size with max_size, reduce_labels, size_divisibility
+    old = Mask2FormerImageProcessor.from_dict(
+        {"size": 384, "max_size": 512, "reduce_labels": True, "size_divisibility": 16}
+    )
+    assert old.size == settings["size"] and old.do_reduce_labels and old.size_divisor == 16
     ours.save_pretrained(tmp_path / "o")
     back = transformers.Mask2FormerImageProcessor.from_pretrained(tmp_path / "o")
     assert (
@@ -119,7 +127,11 @@ def test_bad_inputs_raise_clear_errors():
         processor([np.zeros((8, 8, 3), np.uint8)] * 2, segmentation_maps=[np.zeros((8, 8))])
     with pytest.raises(ValueError, match="ignore_index"):
         processor(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8), do_reduce_labels=True)
-    with pytest.raises(TypeError, match="unknown arguments"):
+    with pytest.raises(TypeError, match="sizes"):
         Mask2FormerImageProcessor(sizes=3)
+    with pytest.raises(TypeError, match=r"unknown settings \['sizes'\]"):
+        processor(np.zeros((8, 8, 3), np.uint8), sizes=3)
+    with pytest.raises(TypeError, match=r"unknown settings \['sizes'\]"):
+        Mask2FormerImageProcessor.from_dict({"sizes": 3})
     with pytest.raises(ValueError, match="return_tensors"):
         processor(np.zeros((8, 8, 3), np.uint8), return_tensors="tf")
