@@ -93,8 +93,33 @@ def _untrusted_error(path: str, what: str) -> UntrustedCheckpointError:
     )
 
 
+def _other_kind_of_file(path: str) -> str | None:
+    """What a file that is no checkpoint at all holds, from its first bytes (None: unknown,
+    or empty, as an interrupted download leaves it)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return f"holds JSON text (it starts with {stripped[:1].decode()!r})"
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
+        return "is an image"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:  # binary; also a text cut inside a character, rare enough
+        return None
+    if text and all(c.isprintable() or c in "\r\n\t" for c in text):
+        return f"holds text (it starts with {text[:20]!r})"
+    return None
+
+
 def _corrupt_error(path: str, error: BaseException) -> ValueError:
     size = os.path.getsize(path)
+    kind = _other_kind_of_file(path)
+    if kind is not None:
+        return ValueError(
+            f"{path} ({size} bytes) is not a checkpoint: it {kind}; expected a .pth file "
+            "(torch.save) or a model-zoo .pkl."
+        )
     return ValueError(
         f"{path} ({size} bytes) is truncated or corrupt and cannot be read as a checkpoint "
         f"({type(error).__name__}: {error}); download or copy it again."

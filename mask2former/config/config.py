@@ -150,6 +150,21 @@ def _yaml_error_message(filename: str, error: yaml.YAMLError) -> str:
     return f"Config file {filename}{where}: invalid YAML: {detail}.{hint}"
 
 
+def _encoding_error_message(filename: str) -> str:
+    """Where a config file stops being UTF-8 text (the YAML reader's offsets are per chunk)."""
+    with open(filename, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        return (
+            f"Config file {filename}, line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 "
+            f"({e.reason}); save the file as UTF-8."
+        )
+    return f"Config file {filename} is not UTF-8 text; save the file as UTF-8."
+
+
 def _all_keys(node: _FvcoreCfgNode, prefix: str = "") -> list[str]:
     keys = []
     for key, value in node.items():
@@ -184,6 +199,12 @@ def _check_mergeable(
         if isinstance(value, _FvcoreCfgNode) and isinstance(default, _FvcoreCfgNode):
             _check_mergeable(value, default, root, [*key_list, key])
             continue
+        if isinstance(default, _FvcoreCfgNode):
+            raise ConfigError(
+                f"Config key {full_key} is a section with keys {sorted(default.keys())}; got "
+                f"{value!r}, {_a(type(value).__name__)}. Set one of its keys, e.g. "
+                f"{full_key}.{sorted(default.keys())[0]}."
+            )
         try:
             _check_and_coerce_cfg_value_type(value, default, key, full_key)
         except ValueError as e:
@@ -226,9 +247,13 @@ class CfgNode(_FvcoreCfgNode):
         Returns:
             The merged content as nested dicts.
         """
+        if os.path.isdir(filename):
+            raise IsADirectoryError(f"Config file {filename} is a directory; expected a YAML file.")
         with cls._open_cfg(filename) as f:
             try:
                 loaded = yaml.load(f, Loader=_ConfigLoader)  # noqa: S506 (SafeLoader subclass)
+            except UnicodeDecodeError as e:
+                raise ConfigError(_encoding_error_message(filename)) from e
             except yaml.constructor.ConstructorError as e:
                 if not allow_unsafe:
                     raise UnsafeConfigTagError(_yaml_error_message(filename, e)) from e
@@ -254,6 +279,11 @@ class CfgNode(_FvcoreCfgNode):
             base_file = os.path.expanduser(base_file)
             if not base_file.startswith(("/", "https://", "http://")):
                 base_file = os.path.join(os.path.dirname(filename), base_file)
+            if os.path.isdir(base_file):
+                raise IsADirectoryError(
+                    f"Config file {filename}: its {BASE_KEY} {base_files!r} resolves to "
+                    f"{os.path.abspath(base_file)}, which is a directory; expected a YAML file."
+                )
             if not base_file.startswith(("https://", "http://")) and not os.path.isfile(base_file):
                 raise FileNotFoundError(
                     f"Config file {filename}: its {BASE_KEY} file {base_files!r} resolves to "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from enum import IntEnum
 from typing import Any
 
@@ -83,6 +84,24 @@ def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     return image.transpose(method) if method is not None else image
 
 
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def _unreadable_reason(file_name: str, error: BaseException) -> str:
+    if os.path.isdir(file_name):
+        return "it is a directory; expected an image file"
+    if os.path.getsize(file_name) == 0:
+        return "the file is empty (0 bytes)"
+    if file_name.lower().endswith(_VIDEO_SUFFIXES):
+        return (
+            "it is a video; images are read one file at a time (demo/demo.py --video-input "
+            "reads videos)"
+        )
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image format that Pillow can decode"
+    return str(error)
+
+
 def read_image(file_name: str, format: str | None = None) -> np.ndarray:
     """Read an image file into an HWC (or HW for ``format=None`` gray) numpy array.
 
@@ -111,7 +130,9 @@ def read_image(file_name: str, format: str | None = None) -> np.ndarray:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"Image file not found: {file_name}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise OSError(f"Cannot read image file {file_name}: {e}") from e
+        raise OSError(
+            f"Cannot read image file {file_name}: {_unreadable_reason(file_name, e)}"
+        ) from e
     image = _apply_exif_orientation(image)
     if format is None:
         return np.asarray(image)

@@ -92,6 +92,12 @@ class MaskFormer(nn.Module):
             raise ValueError(
                 "sem_seg_postprocess_before_inference must be True when semantic_on is False"
             )
+        if num_queries < 1 or test_topk_per_image < 1:
+            raise ValueError(
+                f"num_queries {num_queries} (MODEL.MASK_FORMER.NUM_OBJECT_QUERIES) and "
+                f"test_topk_per_image {test_topk_per_image} (TEST.DETECTIONS_PER_IMAGE) must "
+                "be at least 1"
+            )
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
         self.criterion = criterion

@@ -61,7 +61,7 @@ def test_unknown_key_on_the_command_line_suggests_the_close_key():
     [
         ("SOLVER:\n  BASE_LR: fast\n", "BASE_LR expects a float (default: 0.0001); got 'fast'"),
         ("SOLVER:\n  MAX_ITER: 1.5\n", "SOLVER.MAX_ITER expects an int"),
-        ("MODEL:\n  MASK_FORMER: 3\n", "MODEL.MASK_FORMER expects a CfgNode"),
+        ("MODEL:\n  MASK_FORMER: 3\n", "MODEL.MASK_FORMER is a section with keys"),
     ],
 )
 def test_wrong_value_type_names_the_key(tmp_path, content, words):

@@ -40,7 +40,8 @@ class DatasetMapper:
     @classmethod
     def from_config(cls, cfg, is_train: bool = False) -> dict:
         min_size, max_size = cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST
-        augs = [T.ResizeShortestEdge(min_size, max_size, "choice")] if min_size > 0 else []
+        # 0 disables resizing (as in detectron2); ResizeShortestEdge refuses negative sizes.
+        augs = [T.ResizeShortestEdge(min_size, max_size, "choice")] if min_size != 0 else []
         return {"is_train": is_train, "augmentations": augs, "image_format": cfg.INPUT.FORMAT}
 
     def __call__(self, dataset_dict: dict) -> dict:

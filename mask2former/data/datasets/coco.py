@@ -10,6 +10,7 @@ import os
 import pycocotools.mask as mask_util
 
 from mask2former.data.catalog import MetadataCatalog
+from mask2former.data.datasets.coco_checks import check_annotation, check_coco_dataset
 from mask2former.data.datasets.paths import read_json, require_path
 from mask2former.data.detection_utils import BoxMode
 
@@ -36,6 +37,7 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = N
 
     coco_api = COCO()
     coco_api.dataset = read_json(json_file, dataset_name)
+    check_coco_dataset(coco_api.dataset, json_file)
     with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress
         coco_api.createIndex()
     cat_ids = sorted(coco_api.getCatIds())
@@ -58,6 +60,7 @@ def load_coco_json(json_file: str, image_root: str, dataset_name: str | None = N
         for anno in coco_api.imgToAnns[img["id"]]:
             if anno.get("ignore", 0) != 0:
                 raise ValueError(f"{json_file}: 'ignore' annotations are not supported")
+            check_annotation(anno, img, json_file)
             obj = {k: anno[k] for k in ("iscrowd", "bbox", "category_id") if k in anno}
             if "bbox" in obj and len(obj["bbox"]) == 0:
                 raise ValueError(

@@ -70,6 +70,12 @@ class ResizeShortestEdge(Augmentation):
         if isinstance(short_edge_length, int):
             short_edge_length = (short_edge_length, short_edge_length)
         short_edge_length = tuple(short_edge_length)
+        if any(size < 0 for size in short_edge_length) or max_size <= 0:
+            raise ValueError(
+                f"ResizeShortestEdge: short_edge_length {short_edge_length} must be >= 0 (0: no "
+                f"resize) and max_size {max_size} > 0 (INPUT.MIN_SIZE_TRAIN / MIN_SIZE_TEST, "
+                "INPUT.MAX_SIZE_TRAIN / MAX_SIZE_TEST)"
+            )
         if sample_style == "range" and len(short_edge_length) != 2:
             raise ValueError(
                 f"short_edge_length needs two values (min, max) for sample_style='range', got "
