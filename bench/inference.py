@@ -9,12 +9,18 @@ Two tables, random weights, COCO panoptic heads (133 classes, 100 queries):
 2. transformers door, Swin-T beside the ``transformers`` package on the same weights: the
    network and ``post_process_panoptic_segmentation``, in float32 and bfloat16 autocast.
 
+With ``--backends torch,onnxruntime,openvino`` instead: per model, PyTorch eager beside the
+network exported to ONNX and run by onnxruntime / OpenVINO (``bench/export_backends.py``),
+float32, network alone and full call, at the first ``--sizes`` entry.
+
 Numbers are medians over ``--repeats`` runs after one warm-up, the compared variants
 interleaved, with ``--threads`` intra-op threads. ``--profile`` prints the top operators of one
 full float32 R50 call. The original implementation is timed by ``bench/vs_original.py``.
 
     python bench/inference.py [--sizes 512x683 800x1333] [--repeats 3] [--threads 2] \
         [--models R50 Swin-T] [--dtypes float32 bfloat16] [--skip-hf] [--profile]
+    python bench/inference.py --backends torch,onnxruntime,openvino --models R50 demo \
+        --sizes 512x683 --repeats 5
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.export_backends import BACKENDS, bench_backends, print_backend_table  # noqa: E402
 from bench.timing import interleaved_medians  # noqa: E402
 from mask2former.config import get_cfg  # noqa: E402
 from mask2former.hf import (  # noqa: E402
@@ -43,6 +50,7 @@ from mask2former.modeling.build import build_model  # noqa: E402
 CONFIGS = {
     "R50": "coco/panoptic-segmentation/maskformer2_R50_bs16_50ep.yaml",
     "Swin-T": "coco/panoptic-segmentation/swin/maskformer2_swin_tiny_bs16_50ep.yaml",
+    "demo": "demo/mask2former_demo.yaml",
 }
 SWIN_T = {
     "embed_dim": 96,
@@ -64,13 +72,18 @@ def padded(size: tuple[int, int], divisor: int = 32) -> tuple[int, int]:
     return tuple(-(-side // divisor) * divisor for side in size)
 
 
-def build_d2_model(name: str) -> torch.nn.Module:
+def d2_cfg(name: str):
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(ROOT, "configs", CONFIGS[name]))
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.DEVICE = "cpu"
+    cfg.freeze()
+    return cfg
+
+
+def build_d2_model(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(cfg).eval()
+    return build_model(d2_cfg(name)).eval()
 
 
 def _network(model: torch.nn.Module, inputs: list[dict], dtype: str) -> object:
@@ -169,15 +182,30 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["512x683", "800x1333"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--models", nargs="+", default=["R50", "Swin-T"], choices=list(CONFIGS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--skip-hf", action="store_true", help="skip the transformers table")
     parser.add_argument("--profile", action="store_true", help="print the top operators")
+    parser.add_argument(
+        "--backends",
+        help=f"comma-separated subset of {','.join(BACKENDS)}: time these runtimes instead",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
 
     print(f"CPU, {args.threads} threads, median of {args.repeats} runs, seconds")
+    if args.backends:
+        backends = args.backends.split(",")
+        unknown = sorted(set(backends) - set(BACKENDS))
+        if unknown:
+            parser.error(f"--backends {unknown} are not among {BACKENDS}")
+        models = {name: (build_d2_model(name), d2_cfg(name)) for name in args.models}
+        rows, export_seconds = bench_backends(
+            models, sizes[0], backends, args.repeats, args.threads
+        )
+        print_backend_table(rows, export_seconds, sizes[0])
+        return
     print("\ndetectron2 door: model([x]) with semantic + instance + panoptic inference on")
     print(f"{'model':7s} {'input':9s} {'dtype':9s} {'network':>8s} {'post':>7s} {'full':>7s}")
     for name, size, dtype, net, post, full in bench_d2(

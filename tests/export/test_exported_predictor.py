@@ -94,3 +94,23 @@ def test_openvino_runs_the_onnx_file_like_pytorch(demo_onnx):
     assert relative_error(pred_masks, expected_masks) < 1e-3
     result = predictor([{"image": image}])[0]
     assert torch.equal(result["panoptic_seg"][0], expected["panoptic_seg"][0])
+
+
+def test_openvino_runs_the_dynamic_onnx_file_at_two_sizes(demo_onnx_dynamic):
+    require_package("openvino")  # optional: not in the CI extras
+    _, model, path = demo_onnx_dynamic
+    predictor = ExportedPredictor(path, backend="openvino")
+    torch.manual_seed(11)
+    for height, width in ((160, 224), (224, 288)):
+        image = torch.randint(0, 256, (1, 3, height, width), dtype=torch.uint8).float()
+        with torch.no_grad():
+            expected = ExportableNetwork(model)(image)
+        for got, want in zip(predictor.network(image), expected):
+            assert got.shape == want.shape
+            assert relative_error(got, want) < 1e-3
+    # an image off the size divisibility: padded by the predictor as MaskFormer pads it
+    inputs = [{"image": torch.randint(0, 256, (3, 200, 250), dtype=torch.uint8)}]
+    with torch.no_grad():
+        expected = model(inputs)[0]
+    result = predictor(inputs)[0]
+    assert torch.equal(result["panoptic_seg"][0], expected["panoptic_seg"][0])
