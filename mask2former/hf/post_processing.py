@@ -11,9 +11,8 @@ function takes any object with ``class_queries_logits`` (B, Q, K + 1) and
 
 The outputs are transformers' (tests/hf/test_hf_postprocessing.py compares them with the
 real package) for less work: only the queries an image keeps are resized, the per-segment
-areas come from one pass over the winner map, panoptic maps are painted at once, instance
-maps without an (N, H, W) temporary, and full-resolution scores and probabilities are
-written into huge-page buffers (``modeling.mask_upsampling.large_empty``).
+areas come from one pass over the winner map, panoptic maps are painted at once and
+instance maps without an (N, H, W) temporary.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mask2former.modeling.mask_upsampling import resize_into_large
+from mask2former.modeling.mask_upsampling import resize_to_output
 from mask2former.modeling.postprocessing import semantic_inference, topk_query_class_pairs
 
 logger = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def semantic_segmentation(
     for i in range(class_logits.shape[0]):
         image_scores = semantic_inference(class_logits[i], mask_logits[i])
         if target_sizes is not None:
-            image_scores = resize_into_large(image_scores, tuple(target_sizes[i]))
+            image_scores = resize_to_output(image_scores, *target_sizes[i])
         # max(0) gives argmax's indices (the first maximum) several times faster on CPU.
         segmentation = image_scores.max(dim=0).indices
         if return_segmentation_scores:
@@ -200,7 +199,7 @@ def _panoptic_segments(
         labels: (N,) their classes.
     """
     if target_size is not None:
-        mask_probs = resize_into_large(mask_probs, tuple(target_size))
+        mask_probs = resize_to_output(mask_probs, *target_size)
     num_kept = mask_probs.shape[0]
     weighted = mask_probs.mul_(scores.view(-1, 1, 1))
     # max(0) gives argmax's indices (the first maximum) several times faster on CPU.

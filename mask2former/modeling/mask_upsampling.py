@@ -95,35 +95,10 @@ def upsample_masks(
             mask_logits[None], size=padded_size, mode="bilinear", align_corners=False
         )[0]
         masks = padded[:, :height, :width]
+        if tuple(output_size) == (height, width):
+            return masks.contiguous()
     else:
         source = mask_logits[None, :, :rows, :cols].contiguous()
         scales = (padded_size[0] / mask_logits.shape[-2], padded_size[1] / mask_logits.shape[-1])
-        out = large_empty((1, source.shape[1], height, width), torch.float32, source.device)
-        masks = torch.ops.aten.upsample_bilinear2d.out(
-            source, [height, width], False, *scales, out=out
-        )[0]
-    return resize_into_large(masks, output_size)
-
-
-def resize_into_large(masks: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-    """(C, h, w) float32 -> (C, H_out, W_out) bilinear as ``resize_to_output``, written into a
-    huge-page buffer (see ``large_empty``); the input (made contiguous) when it already has
-    the output size."""
-    if tuple(masks.shape[-2:]) == tuple(output_size):
-        return masks.contiguous()
-    out = large_empty((1, masks.shape[0], *output_size), torch.float32, masks.device)
-    return torch.ops.aten.upsample_bilinear2d.out(
-        masks[None], list(output_size), False, None, None, out=out
-    )[0]
-
-
-def large_empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """An uninitialised tensor for a large result, backed by transparent huge pages on CPU.
-
-    Writing a fresh 100 MB tensor costs as much in page faults as computing it. NumPy asks
-    the kernel for huge pages on large arrays (madvise), which cuts those faults ~4x; PyTorch's
-    CPU allocator only does so when ``THP_MEM_ALLOC_ENABLE=1`` is set."""
-    if torch.device(device).type != "cpu":
-        return torch.empty(shape, dtype=dtype, device=device)
-    numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype
-    return torch.from_numpy(np.empty(shape, dtype=numpy_dtype))
+        masks = torch.ops.aten.upsample_bilinear2d(source, [height, width], False, *scales)[0]
+    return resize_to_output(masks, *output_size)

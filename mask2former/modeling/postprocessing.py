@@ -126,14 +126,10 @@ def _infer(
     if pairs is not None:
         distinct, pair_rows = torch.unique(pairs[2], return_inverse=True)
         instance_rows = rows_of(distinct)
-        # Binarized before the logits become probabilities, row by row (no float gather).
-        binary = torch.empty(
-            (distinct.numel(), *output_size), dtype=torch.bool, device=mask_logits.device
-        )
-        for row, query_row in enumerate(
-            range(num_rows) if instance_rows is None else instance_rows.tolist()
-        ):
-            torch.gt(mask_logits[query_row], 0, out=binary[row])
+        # Binarized before the logits become probabilities (a bool gather is 4x smaller).
+        binary = mask_logits > 0
+        if instance_rows is not None:
+            binary = binary[instance_rows]
         instances = InstanceBands(pairs[0], pairs[1], pair_rows, binary)
     mask_probs = mask_logits.sigmoid_()  # in place: the logits are not needed any more
 
@@ -171,9 +167,8 @@ def _infer(
 
 def _gather_band(mask_probs: torch.Tensor, rows: torch.Tensor | None, band: slice) -> torch.Tensor:
     """Rows ``rows`` (all for None, as a view) of a row band of (n, H, W) probabilities."""
-    if rows is None:
-        return mask_probs[:, band]
-    return torch.index_select(mask_probs[:, band], 0, rows)
+    # Advanced indexing: index_select on the strided band view is far slower on CPU.
+    return mask_probs[:, band] if rows is None else mask_probs[rows, band]
 
 
 def postprocess_image(

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from mask2former.modeling.mask_upsampling import large_empty
 from mask2former.structures import Boxes, Instances, masks_to_boxes
 
 
@@ -37,13 +36,8 @@ def semantic_scores(mask_cls: torch.Tensor, mask_probs: torch.Tensor) -> torch.T
     """(K, H, W) scores from (Q, K + 1) class logits and (Q, H, W) mask probabilities."""
     class_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
     num_queries, height, width = mask_probs.shape
-    scores = large_empty((class_probs.shape[1], height, width), torch.float32, mask_probs.device)
-    torch.mm(
-        class_probs.t(),
-        mask_probs.reshape(num_queries, height * width),
-        out=scores.view(-1, height * width),
-    )
-    return scores
+    scores = torch.mm(class_probs.t(), mask_probs.reshape(num_queries, height * width))
+    return scores.view(-1, height, width)
 
 
 def panoptic_queries(
@@ -260,8 +254,7 @@ class InstanceBands:
         areas = binary.view(torch.uint8).flatten(1).sum(1, dtype=torch.int32).float()
         mask_scores = self.inside.float() / (areas + 1e-6)
         result = Instances((height, width))
-        pred_masks = large_empty((self.rows.shape[0], height, width), torch.float32, binary.device)
-        result.pred_masks = pred_masks.copy_(binary[self.rows])
+        result.pred_masks = binary[self.rows].float()  # gathers bytes, then converts
         # The original stores all-zero boxes here (computing them was "slow"); detectron2-style
         # consumers expect real ones, so these are the tight boxes of the binary masks.
         result.pred_boxes = Boxes(masks_to_boxes(binary)[self.rows])
