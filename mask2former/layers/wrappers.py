@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mask2former.layers.batch_norm import batch_norm_scale_shift
+from mask2former.layers.inference_ops import fused_conv2d, kernel_dtype, memory_format_of
 
 
 def _tracing() -> bool:
@@ -54,23 +55,78 @@ class Conv2d(nn.Conv2d):
         self.norm = norm
         self.activation = activation
         self._folded: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+        # (key, weight, bias) in a fused kernel's dtype and memory format (see forward_fused)
+        self._kernel_weights: tuple[tuple, torch.Tensor, torch.Tensor | None] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, H', W')."""
-        folded = None
-        if self.norm is not None and not self.training and not torch.is_grad_enabled():
-            folded = self._folded_weight_and_bias()
+        if self.activation is None or self.activation is F.relu:
+            return self.forward_fused(x, relu=self.activation is F.relu)
+        return self.activation(self._conv_and_norm(x, self._inference_weight_and_bias()))
+
+    def forward_fused(
+        self, x: torch.Tensor, *, relu: bool = False, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``conv -> norm``, then ``+ residual`` when given, then ReLU when ``relu`` (the
+        module's own ``activation`` is not applied).
+
+        At inference on the CPU, with the norm folded (or absent), this is one oneDNN kernel
+        (``mask2former.layers.inference_ops``); otherwise the same ops run one by one.
+
+        Args:
+            x: (N, C_in, H, W).
+            relu: apply ReLU last.
+            residual: (N, C_out, H', W'), added before the ReLU.
+
+        Returns:
+            (N, C_out, H', W').
+        """
+        folded = self._inference_weight_and_bias()
+        dtype = kernel_dtype(x)
+        if folded is not None and dtype is not None:
+            weight, bias = self._weights_for_kernel(*folded, dtype, memory_format_of(x))
+            out = fused_conv2d(x, weight, bias, self, relu=relu, residual=residual)
+            if out is not None:
+                return out
+        out = self._conv_and_norm(x, folded)
+        if residual is not None:
+            out = out + residual
+        return F.relu_(out) if relu else out
+
+    def _conv_and_norm(
+        self, x: torch.Tensor, folded: tuple[torch.Tensor, torch.Tensor | None] | None
+    ) -> torch.Tensor:
+        # ``folded``: from _inference_weight_and_bias (None: run the norm as a module)
         if folded is not None:
-            x = F.conv2d(x, *folded, self.stride, self.padding, self.dilation, self.groups)
-        else:
-            x = F.conv2d(
-                x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-            )
-            if self.norm is not None:
-                x = self.norm(x)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
+            return F.conv2d(x, *folded, self.stride, self.padding, self.dilation, self.groups)
+        x = F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+        return x if self.norm is None else self.norm(x)
+
+    def _weights_for_kernel(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        dtype: torch.dtype,
+        memory_format: torch.memory_format,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # The kernel would otherwise convert the weight on every call: to the input's layout
+        # (a copy for every 3x3 channels-last conv) and, under autocast, to bfloat16.
+        key = (_tensor_key(weight), _tensor_key(bias), dtype, memory_format)
+        if self._kernel_weights is None or self._kernel_weights[0] != key:
+            converted = weight.to(dtype).contiguous(memory_format=memory_format)
+            self._kernel_weights = (key, converted, None if bias is None else bias.to(dtype))
+        return self._kernel_weights[1], self._kernel_weights[2]
+
+    def _inference_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """(weight, bias) of the conv with its norm folded in at inference, the conv's own when
+        it has no norm, or None when the norm must run as a module."""
+        if self.norm is None:
+            return self.weight, self.bias
+        if self.training or torch.is_grad_enabled():
+            return None
+        return self._folded_weight_and_bias()
 
     def _folded_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(weight (C_out, C_in / groups, kh, kw), bias (C_out,)) with the norm folded in, or

@@ -7,9 +7,9 @@ import torch
 
 from mask2former.config import get_cfg
 from mask2former.layers import ShapeSpec
+from mask2former.layers.ms_deform_attn_module import MSDeformAttn
 from mask2former.modeling.pixel_decoder import (
     BasePixelDecoder,
-    MSDeformAttn,
     MSDeformAttnPixelDecoder,
     build_pixel_decoder,
 )

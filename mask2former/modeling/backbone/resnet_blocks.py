@@ -78,10 +78,10 @@ class BasicBlock(CNNBlockBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, H / stride, W / stride)."""
-        out = F.relu_(self.conv1(x))
-        out = self.conv2(out)
-        out += x if self.shortcut is None else self.shortcut(x)
-        return F.relu_(out)
+        out = self.conv1.forward_fused(x, relu=True)
+        shortcut = x if self.shortcut is None else self.shortcut(x)
+        # one fused kernel at inference: conv, folded norm, residual add, ReLU
+        return self.conv2.forward_fused(out, relu=True, residual=shortcut)
 
 
 class BottleneckBlock(CNNBlockBase):
@@ -140,11 +140,11 @@ class BottleneckBlock(CNNBlockBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, H / stride, W / stride)."""
-        out = F.relu_(self.conv1(x))
-        out = F.relu_(self.conv2(out))
-        out = self.conv3(out)
-        out += x if self.shortcut is None else self.shortcut(x)
-        return F.relu_(out)
+        out = self.conv1.forward_fused(x, relu=True)
+        out = self.conv2.forward_fused(out, relu=True)
+        shortcut = x if self.shortcut is None else self.shortcut(x)
+        # one fused kernel at inference: conv, folded norm, residual add, ReLU
+        return self.conv3.forward_fused(out, relu=True, residual=shortcut)
 
 
 class BasicStem(CNNBlockBase):
@@ -165,7 +165,7 @@ class BasicStem(CNNBlockBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, ~H / 4, ~W / 4)."""
-        x = F.relu_(self.conv1(x))
+        x = self.conv1.forward_fused(x, relu=True)
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
 
@@ -205,7 +205,7 @@ class DeepLabStem(CNNBlockBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, ~H / 4, ~W / 4)."""
-        x = F.relu_(self.conv1(x))
-        x = F.relu_(self.conv2(x))
-        x = F.relu_(self.conv3(x))
+        x = self.conv1.forward_fused(x, relu=True)
+        x = self.conv2.forward_fused(x, relu=True)
+        x = self.conv3.forward_fused(x, relu=True)
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)

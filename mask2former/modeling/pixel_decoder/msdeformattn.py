@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from mask2former.config.configurable import configurable
 from mask2former.layers.batch_norm import get_norm
+from mask2former.layers.inference_ops import fused_linear, upsample_bilinear_2x
 from mask2former.layers.ms_deform_attn_module import MSDeformAttn
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.shape_spec import ShapeSpec
@@ -71,8 +72,12 @@ class MSDeformAttnTransformerEncoderLayer(nn.Module):
             src + pos, reference_points, src, spatial_shapes, level_start_index
         )
         src = self.norm1(src + self.dropout1(attended))
-        hidden = self.linear2(self.dropout2(F.relu(self.linear1(src), inplace=True)))
-        return self.norm2(src + self.dropout3(hidden))
+        if self.training:
+            hidden = self.linear2(self.dropout2(F.relu(self.linear1(src), inplace=True)))
+            return self.norm2(src + self.dropout3(hidden))
+        # dropout is the identity: ReLU and the residual add fuse into the linear layers
+        hidden = fused_linear(self.linear1, src, relu=True)
+        return self.norm2(fused_linear(self.linear2, hidden, residual=src))
 
 
 class MSDeformAttnTransformerEncoder(nn.Module):
@@ -392,9 +397,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             for idx, name in enumerate(self.in_features[: self.num_fpn_levels][::-1]):
                 lateral = self.lateral_convs[idx](features[name].to(dtype))
                 # bilinear, as the original code does (its comment says nearest)
-                upsampled = F.interpolate(
-                    outs[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False
-                )
+                upsampled = upsample_bilinear_2x(outs[-1], lateral.shape[-2:])
                 outs.append(self.output_convs[idx](lateral + upsampled))
 
             multi_scale_features = outs[: self.maskformer_num_feature_levels]
