@@ -147,7 +147,13 @@ class MSDeformAttn(nn.Module):
         weights = fused_linear(self.attention_weights, query).view(
             batch, num_queries, self.n_heads, self.n_levels * self.n_points
         )
-        eval_on_cpu = not (self.training or torch.is_grad_enabled() or query.device.type != "cpu")
+        # Traced graphs (the TorchScript ONNX exporter, which has no addcdiv) take the plain ops.
+        eval_on_cpu = not (
+            self.training
+            or torch.is_grad_enabled()
+            or query.device.type != "cpu"
+            or torch.jit.is_tracing()
+        )
         weights = _softmax_last(weights) if eval_on_cpu else F.softmax(weights, -1)
         weights = weights.view(batch, num_queries, self.n_heads, self.n_levels, self.n_points)
         # offsets are in pixels of each level: normalise by that level's (W, H)
