@@ -60,6 +60,9 @@ class CityscapesOracleHead(nn.Module):
     segments get no query), as in the Cityscapes instance-segmentation configs.
     """
 
+    # Heads declare how many earlier predictions they return (the criterion is sized by it).
+    num_aux_outputs = 0
+
     def __init__(self, cfg, input_shape: dict[str, ShapeSpec]) -> None:
         super().__init__()
         self.num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
