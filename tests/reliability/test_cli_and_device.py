@@ -22,18 +22,6 @@ def _last_lines(text: str, count: int = 2) -> str:
     return "\n".join(text.strip().splitlines()[-count:])
 
 
-@pytest.fixture(autouse=True)
-def _restore_loggers():
-    """In-process CLI runs attach handlers (console, log.txt) to these loggers; undo that."""
-    loggers = [logging.getLogger(name) for name in ("mask2former", "fvcore")]
-    saved = [(log, list(log.handlers), log.propagate, log.level) for log in loggers]
-    yield
-    for log, handlers, propagate, level in saved:
-        for handler in set(log.handlers) - set(handlers):
-            handler.close()
-        log.handlers[:], log.propagate, log.level = handlers, propagate, level
-
-
 def _main_fails(capsys, argv: list[str]) -> str:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
