@@ -4,7 +4,9 @@ add fused into one pass, and a channels-last 2x bilinear upsampling.
 Each function falls back to the plain module or ``torch.nn.functional`` call (the training
 path, unchanged) unless :func:`fused_path_ok` holds: a CPU tensor in float32 or bfloat16,
 autograd off (``torch.no_grad()`` / ``torch.inference_mode()``), no tracing (torch.compile,
-torch.export and TorchScript see the plain ops) and oneDNN built into torch. The fused kernels
+torch.export and TorchScript see the plain ops), no active ``TorchDispatchMode`` (FLOP and
+activation counters see the plain ops), no forward hooks on the module (they fire as usual) and
+oneDNN built into torch. The fused kernels
 compute the same sums in another order: results agree with the plain path within float32
 rounding (tests/modeling/test_inference_fast_paths.py).
 
@@ -17,9 +19,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as module_hooks
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = [
     "fused_conv2d",
+    "has_forward_hooks",
     "fused_linear",
     "fused_path_ok",
     "kernel_dtype",
@@ -34,6 +39,17 @@ def _tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
+def has_forward_hooks(module: nn.Module) -> bool:
+    """Whether calling ``module`` runs forward (pre-)hooks, its own or global ones: a fused
+    kernel that bypasses ``module.__call__`` would skip them."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module_hooks._global_forward_hooks
+        or module_hooks._global_forward_pre_hooks
+    )
+
+
 def fused_path_ok(x: torch.Tensor) -> bool:
     """Whether ``x`` may take the fused oneDNN kernels (see the module docstring)."""
     return (
@@ -42,6 +58,7 @@ def fused_path_ok(x: torch.Tensor) -> bool:
         and x.dtype in _FUSED_DTYPES
         and torch.backends.mkldnn.is_available()
         and not _tracing()
+        and _get_current_dispatch_mode() is None
     )
 
 
@@ -80,7 +97,7 @@ def fused_linear(
         (..., out_features), in the autocast dtype under CPU autocast.
     """
     dtype = kernel_dtype(x)
-    if dtype is None or (relu and residual is not None):
+    if dtype is None or (relu and residual is not None) or has_forward_hooks(layer):
         out = layer(x)
         if residual is not None:
             out = out + residual

@@ -9,7 +9,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from mask2former.layers.batch_norm import batch_norm_scale_shift
-from mask2former.layers.inference_ops import fused_conv2d, kernel_dtype, memory_format_of
+from mask2former.layers.inference_ops import (
+    fused_conv2d,
+    has_forward_hooks,
+    kernel_dtype,
+    memory_format_of,
+)
 
 
 def _tracing() -> bool:
@@ -61,7 +66,7 @@ class Conv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, H', W')."""
         if self.activation is None or self.activation is F.relu:
-            return self.forward_fused(x, relu=self.activation is F.relu)
+            return self._conv_norm_fused(x, relu=self.activation is F.relu)
         return self.activation(self._conv_and_norm(x, self._inference_weight_and_bias()))
 
     def forward_fused(
@@ -81,6 +86,17 @@ class Conv2d(nn.Conv2d):
         Returns:
             (N, C_out, H', W').
         """
+        if has_forward_hooks(self):
+            # through __call__ so that the hooks see the module's own output (conv -> norm)
+            out = self(x)
+            if residual is not None:
+                out = out + residual
+            return F.relu(out) if relu else out
+        return self._conv_norm_fused(x, relu=relu, residual=residual)
+
+    def _conv_norm_fused(
+        self, x: torch.Tensor, *, relu: bool = False, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
         folded = self._inference_weight_and_bias()
         dtype = kernel_dtype(x)
         if folded is not None and dtype is not None:
