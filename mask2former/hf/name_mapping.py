@@ -21,6 +21,8 @@ import re
 
 import torch
 
+from mask2former.modeling.backbone.swin_blocks import relative_position_index
+
 _HF_SWIN = "model.pixel_level_module.encoder."
 _HF_PIXEL = "model.pixel_level_module.decoder."
 _HF_DECODER = "model.transformer_module."
@@ -159,17 +161,6 @@ def _normalize_hf_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
             name = re.sub(pattern, replacement, name)
         result[name] = tensor
     return result
-
-
-def relative_position_index(window_size: int) -> torch.Tensor:
-    """Swin's (ws*ws, ws*ws) int64 index into the (2 ws - 1)^2 relative position bias table."""
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
-    ).flatten(1)
-    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-    relative += window_size - 1
-    relative[:, :, 0] *= 2 * window_size - 1
-    return relative.sum(-1)
 
 
 def _unmapped_error(names: list[str], direction: str) -> KeyError:

@@ -17,6 +17,17 @@ from torch.utils import checkpoint
 from mask2former.layers.drop_path import DropPath
 
 
+def relative_position_index(window_size: int) -> torch.Tensor:
+    """Swin's (ws*ws, ws*ws) int64 index into the (2 ws - 1)^2 relative position bias table."""
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
+    ).flatten(1)  # 2, ws*ws
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+    relative += window_size - 1  # offsets start at 0
+    relative[:, :, 0] *= 2 * window_size - 1
+    return relative.sum(-1)
+
+
 class Mlp(nn.Module):
     """Linear -> GELU -> dropout -> Linear -> dropout."""
 
@@ -119,13 +130,7 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size - 1) ** 2, num_heads)
         )
-        coords = torch.stack(
-            torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
-        ).flatten(1)  # 2, ws*ws
-        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-        relative += window_size - 1  # offsets start at 0
-        relative[:, :, 0] *= 2 * window_size - 1
-        self.register_buffer("relative_position_index", relative.sum(-1))  # ws*ws, ws*ws
+        self.register_buffer("relative_position_index", relative_position_index(window_size))
 
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)

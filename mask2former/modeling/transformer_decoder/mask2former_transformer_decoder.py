@@ -13,6 +13,7 @@ from mask2former.config.configurable import configurable
 from mask2former.layers.position_encoding import PositionEmbeddingSine
 from mask2former.layers.wrappers import Conv2d, flatten_spatial
 from mask2former.modeling.head_outputs import MaskDecoderOutput
+from mask2former.modeling.pixel_decoder.fpn import NUM_MULTI_SCALE_FEATURES
 from mask2former.modeling.registry import TRANSFORMER_DECODER_REGISTRY, get_from_registry
 from mask2former.modeling.transformer_decoder.layers import (
     MLP,
@@ -125,7 +126,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         self.query_feat = nn.Embedding(num_queries, hidden_dim)  # learnable query features
         self.query_embed = nn.Embedding(num_queries, hidden_dim)  # learnable query positions
 
-        self.num_feature_levels = 3
+        self.num_feature_levels = NUM_MULTI_SCALE_FEATURES
         self.level_embed = nn.Embedding(self.num_feature_levels, hidden_dim)
         self.input_proj = nn.ModuleList()
         for _ in range(self.num_feature_levels):
