@@ -93,13 +93,21 @@ def launch(
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
         return main_func(*args)
+    store_server = None
     if dist_url is None or dist_url == "auto":
         if num_machines != 1:
             raise ValueError(
                 f"--dist-url must name the rank-0 machine (tcp://HOST:PORT) when "
                 f"--num-machines is {num_machines}; got {dist_url!r}"
             )
-        dist_url = f"tcp://127.0.0.1:{find_free_port()}"
+        port = find_free_port()
+        dist_url = f"tcp://127.0.0.1:{port}"
+        # The launcher hosts the rendezvous store, so that it outlives every rank: hosted by
+        # rank 0, it vanished when rank 0 exited while another rank was still leaving the
+        # group, and that rank could abort ("terminate called without an active exception").
+        store_server = dist.TCPStore(
+            "127.0.0.1", port, is_master=True, timeout=timeout, wait_for_workers=False
+        )
     if torch.cuda.is_available() and num_gpus_per_machine > torch.cuda.device_count():
         raise ValueError(
             f"--num-gpus {num_gpus_per_machine} exceeds the {torch.cuda.device_count()} "
@@ -108,7 +116,16 @@ def launch(
     context = mp.start_processes(
         _spawned_worker,
         nprocs=num_gpus_per_machine,
-        args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout),
+        args=(
+            main_func,
+            world_size,
+            num_gpus_per_machine,
+            machine_rank,
+            dist_url,
+            args,
+            timeout,
+            store_server is not None,
+        ),
         daemon=False,
         start_method="spawn",
         join=False,
@@ -185,16 +202,23 @@ def _spawned_worker(
     dist_url: str,
     args: tuple,
     timeout: timedelta,
+    launcher_hosts_store: bool = False,
 ) -> None:
     global_rank = machine_rank * num_gpus_per_machine + local_rank
     _setup_device(local_rank)
     try:
+        if launcher_hosts_store:
+            host, port = dist_url.removeprefix("tcp://").rsplit(":", 1)
+            store = dist.TCPStore(host, int(port), is_master=False, timeout=timeout)
+            rendezvous: dict[str, Any] = {"store": store}
+        else:
+            rendezvous = {"init_method": dist_url}
         dist.init_process_group(
             backend=default_backend(),
-            init_method=dist_url,
             world_size=world_size,
             rank=global_rank,
             timeout=timeout,
+            **rendezvous,
         )
     except Exception as e:
         raise DistributedJobError(
