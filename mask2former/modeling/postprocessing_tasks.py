@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from mask2former.structures import Boxes, Instances, masks_to_boxes
+from mask2former.utils import buffer_pool
 
 
 def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> torch.Tensor:
@@ -36,8 +37,15 @@ def semantic_scores(mask_cls: torch.Tensor, mask_probs: torch.Tensor) -> torch.T
     """(K, H, W) scores from (Q, K + 1) class logits and (Q, H, W) mask probabilities."""
     class_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
     num_queries, height, width = mask_probs.shape
-    scores = torch.mm(class_probs.t(), mask_probs.reshape(num_queries, height * width))
-    return scores.view(-1, height, width)
+    scores = buffer_pool.empty(
+        (class_probs.shape[1], height, width), mask_probs.dtype, mask_probs.device
+    )
+    torch.mm(
+        class_probs.t(),
+        mask_probs.reshape(num_queries, height * width),
+        out=scores.view(-1, height * width),
+    )
+    return scores
 
 
 def panoptic_queries(
@@ -259,7 +267,13 @@ class InstanceBands:
         areas = areas.float()
         mask_scores = self.inside.float() / (areas + 1e-6)
         result = Instances((height, width))
-        result.pred_masks = binary[self.rows].float()  # gathers bytes, then converts
+        # Row by row into a (recycled) float buffer: no (N, H, W) bool gather in between.
+        pred_masks = buffer_pool.empty(
+            (len(self.rows), height, width), torch.float32, binary.device
+        )
+        for target, row in zip(pred_masks, self.rows.tolist()):
+            target.copy_(binary[row])
+        result.pred_masks = pred_masks
         # The original stores all-zero boxes here (computing them was "slow"); detectron2-style
         # consumers expect real ones, so these are the tight boxes of the binary masks.
         result.pred_boxes = Boxes(masks_to_boxes(binary)[self.rows])

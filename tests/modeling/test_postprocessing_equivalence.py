@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from mask2former.modeling import postprocessing
 from mask2former.structures import masks_to_boxes
+from mask2former.utils import buffer_pool
 from tests.modeling import _reference_postprocessing as reference
 
 KINDS = ("random", "trained", "empty")
@@ -203,11 +204,15 @@ def _tail_options(tasks: dict, before_inference: bool, num_classes: int) -> dict
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize(("tasks", "before_inference"), TASKS)
 @pytest.mark.parametrize("band_elements", [None, 3000])
-def test_inference_tail(kind, batch, tasks, before_inference, band_elements, monkeypatch):
+@pytest.mark.parametrize("recycled", [False, True])
+def test_inference_tail(kind, batch, tasks, before_inference, band_elements, recycled, monkeypatch):
     """``band_elements`` 3000 splits panoptic and instance inference into many row bands
-    (one row each with many kept queries, a last band shorter than the others)."""
+    (one row each with many kept queries, a last band shorter than the others).
+    ``recycled``: every buffer comes from the buffer pool, warmed up by an earlier call on
+    other logits whose results are dropped (so their memory is reused)."""
     if band_elements is not None:
         monkeypatch.setattr(postprocessing, "BAND_ELEMENTS", band_elements)
+    monkeypatch.setattr(buffer_pool, "MIN_BYTES", 0 if recycled else 1 << 62)
     low_size, image_sizes, output_sizes = batch
     num_queries, num_classes = 100, 133
     logits = [make_logits(kind, num_queries, num_classes, *low_size, seed=s) for s in (4, 5)]
@@ -215,6 +220,10 @@ def test_inference_tail(kind, batch, tasks, before_inference, band_elements, mon
     pred_masks = torch.stack([mask_logits for _, mask_logits in logits])
     padded_size = (4 * low_size[0], 4 * low_size[1])
     options = _tail_options(tasks, before_inference, num_classes)
+    if recycled:
+        postprocessing.postprocess_batch(
+            pred_logits.flip(1), -pred_masks, padded_size, image_sizes, output_sizes, **options
+        )
     got = postprocessing.postprocess_batch(
         pred_logits, pred_masks, padded_size, image_sizes, output_sizes, **options
     )
@@ -242,6 +251,36 @@ def test_inputs_are_not_modified():
     )
     for before, after in zip(saved, (class_logits, mask_logits, masks)):
         assert torch.equal(before, after)
+
+
+def test_results_held_by_the_caller_are_never_reused(monkeypatch):
+    """Results still referenced (a tensor, a view of it, a NumPy array) keep their values when
+    later calls recycle buffers; released ones are recycled."""
+    monkeypatch.setattr(buffer_pool, "MIN_BYTES", 0)
+    options = _tail_options(TASKS[0][0], True, 133)
+    size = [(64, 84)]
+
+    def run(seed: int) -> dict:
+        class_logits, mask_logits = make_logits("trained", 100, 133, 16, 21, seed=seed)
+        return postprocessing.postprocess_batch(
+            class_logits[None], mask_logits[None], (64, 84), size, size, **options
+        )[0]
+
+    first = run(0)
+    saved = {
+        "sem_seg": first["sem_seg"].clone(),
+        "masks": first["instances"].pred_masks.clone(),
+    }
+    held = (first["sem_seg"][3], first["instances"].pred_masks.numpy())
+    sem_seg_pointer = first["sem_seg"].data_ptr()
+    del first
+    second = run(1)
+    assert second["sem_seg"].data_ptr() != sem_seg_pointer
+    assert torch.equal(held[0], saved["sem_seg"][3])
+    assert torch.equal(torch.from_numpy(held[1]), saved["masks"])
+    recycled = (sem_seg_pointer, second["sem_seg"].data_ptr())
+    del held, second
+    assert run(2)["sem_seg"].data_ptr() in recycled
 
 
 def test_panoptic_ties_go_to_the_first_query():
