@@ -193,9 +193,15 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
         self._load_into(self, own, ignore_mismatched_sizes)
 
     def run_core(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool
+        self, pixel_values: torch.Tensor, output_hidden_states: bool, output_aux_masks: bool = True
     ) -> tuple[dict[str, torch.Tensor], MaskFormerHeadOutput]:
         """Run backbone and head.
+
+        Args:
+            pixel_values: (B, 3, H, W) normalised images.
+            output_hidden_states: also compute the intermediate states.
+            output_aux_masks: compute the earlier predictions' mask logits in eval mode too
+                (without them the decoder makes its attention masks at low resolution).
 
         Returns:
             the backbone features (res2..res5) and the head's output (with the intermediate
@@ -208,7 +214,10 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
                 f"got {tuple(pixel_values.shape)}"
             )
         features = self.backbone(pixel_values)
-        return features, self.sem_seg_head(features, output_hidden_states=output_hidden_states)
+        head = self.sem_seg_head(
+            features, output_hidden_states=output_hidden_states, output_aux_masks=output_aux_masks
+        )
+        return features, head
 
     def forward(
         self,
@@ -234,9 +243,10 @@ class Mask2FormerModel(Mask2FormerPreTrainedModel):
 
 
 def _model_output(
-    features: dict[str, torch.Tensor], head: MaskFormerHeadOutput
+    features: dict[str, torch.Tensor], head: MaskFormerHeadOutput, every_mask: bool = True
 ) -> Mask2FormerModelOutput:
-    """transformers' fields from the core's outputs; the hidden states when the head has them."""
+    """transformers' fields from the core's outputs; the hidden states when the head has them;
+    ``masks_queries_logits`` (every prediction's masks) only with ``every_mask``."""
     decoder = head.decoder
     names = sorted(features)
     states = {}
@@ -255,8 +265,9 @@ def _model_output(
         pixel_decoder_last_hidden_state=head.mask_features,
         transformer_decoder_last_hidden_state=decoder.last_hidden_state,
         masks_queries_logits=(
-            *(aux["pred_masks"] for aux in decoder.aux_outputs),
-            decoder.pred_masks,
+            (*(aux["pred_masks"] for aux in decoder.aux_outputs), decoder.pred_masks)
+            if every_mask
+            else None
         ),
         **states,
     )
@@ -317,8 +328,12 @@ class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):
         """
         del pixel_mask, output_attentions
         hidden = self._setting(output_hidden_states, "output_hidden_states")
-        features, head = self.model.run_core(pixel_values, hidden)
-        base = _model_output(features, head)
+        auxiliary = self._setting(output_auxiliary_logits, "output_auxiliary_logits")
+        # the earlier predictions' masks only for the auxiliary logits and losses
+        features, head = self.model.run_core(
+            pixel_values, hidden, output_aux_masks=auxiliary or mask_labels is not None
+        )
+        base = _model_output(features, head, every_mask=False)
 
         loss = None
         if (mask_labels is None) != (class_labels is None):
@@ -328,7 +343,7 @@ class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):
         if mask_labels is not None:
             loss = self.compute_loss(head, mask_labels, class_labels)
         auxiliary_logits = None
-        if self._setting(output_auxiliary_logits, "output_auxiliary_logits"):
+        if auxiliary:
             auxiliary_logits = [
                 {"masks_queries_logits": a["pred_masks"], "class_queries_logits": a["pred_logits"]}
                 for a in head.aux_outputs

@@ -47,7 +47,8 @@ class MaskDecoderOutput(_PredictionDictView):
         pred_logits: (B, Q, K + 1) class logits of the last prediction ("no object" last).
         pred_masks: (B, Q, H_m, W_m) mask logits of the last prediction.
         aux_outputs: every earlier prediction, first (from the learnable queries) to last, as
-            dicts {"pred_logits", "pred_masks"} (the criterion's format).
+            dicts {"pred_logits", "pred_masks"} (the criterion's format); in eval mode
+            without ``output_aux_masks``, {"pred_logits"} only (the masks are not computed).
         last_hidden_state: (B, Q, C) output of the last decoder layer before the final
             LayerNorm (the learnable queries when there is no layer).
         hidden_states: on request: the learnable queries, then every layer's output, each

@@ -150,13 +150,15 @@ def test_outputs_match_the_original_implementation():
     features = _features(2, 100, 75)
     with torch.no_grad():
         mask_features = head.pixel_decoder.forward_features(features)[0]
-        out = head(features)
+        out = head(features)  # attention masks at the levels' resolution
+        with_aux = head(features, output_aux_masks=True)  # at full resolution, as the original
     got = {
         "mask_features": checksum(mask_features),
         "pred_logits": checksum(out["pred_logits"]),
         "pred_masks": checksum(out["pred_masks"]),
-        "aux0_pred_masks": checksum(out["aux_outputs"][0]["pred_masks"]),
+        "aux0_pred_masks": checksum(with_aux["aux_outputs"][0]["pred_masks"]),
     }
+    torch.testing.assert_close(with_aux["pred_masks"], out["pred_masks"])
     for name, (abs_sum, weighted) in ORIGINAL_CHECKSUMS.items():
         tolerance = 1e-5 * abs_sum
         assert got[name][0] == pytest.approx(abs_sum, abs=tolerance), name

@@ -52,10 +52,11 @@ def test_decoder_eval_matches_training_path(channels_last):
         mask_features = mask_features.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         evaluated = decoder.eval()(levels, mask_features)
+        with_aux = decoder(levels, mask_features, output_aux_masks=True)
     assert evaluated["pred_masks"].is_contiguous()
     for key in ("pred_logits", "pred_masks"):
         torch.testing.assert_close(evaluated[key], trained[key].detach(), rtol=1e-5, atol=1e-5)
-    for got, expected in zip(evaluated["aux_outputs"], trained["aux_outputs"]):
+    for got, expected in zip(with_aux["aux_outputs"], trained["aux_outputs"]):
         torch.testing.assert_close(got["pred_masks"], expected["pred_masks"].detach())
 
 

@@ -44,13 +44,17 @@ def test_output_shapes_and_query_states():
     decoder = _decoder().eval()
     levels, mask_features = _inputs()
     with torch.no_grad():
-        out = decoder(levels, mask_features, output_hidden_states=True)
+        out = decoder(levels, mask_features, output_hidden_states=True, output_aux_masks=True)
+        fast = decoder(levels, mask_features)
     assert out["pred_logits"].shape == (2, 6, 6)
     assert out["pred_masks"].shape == (2, 6, *MASK_SIZE)
     assert len(out["aux_outputs"]) == 4  # initial queries + 3 layers before the last
     for aux in out["aux_outputs"]:
         assert aux["pred_logits"].shape == (2, 6, 6)
         assert aux["pred_masks"].shape == (2, 6, *MASK_SIZE)
+    # in eval mode the earlier masks are made on request only
+    assert [set(aux) for aux in fast["aux_outputs"]] == [{"pred_logits"}] * 4
+    assert fast.query_states is None and fast["pred_masks"].shape == (2, 6, *MASK_SIZE)
     states = out.query_states
     assert len(states) == 5 and all(s.shape == (2, 6, 32) for s in states)
     with torch.no_grad():
@@ -104,7 +108,7 @@ def test_cross_attention_uses_previous_prediction_and_round_robin_levels():
     for layer in decoder.transformer_cross_attention_layers:
         layer.register_forward_pre_hook(record, with_kwargs=True)
     with torch.no_grad():
-        out = decoder(levels, mask_features)
+        out = decoder(levels, mask_features, output_aux_masks=True)
     predictions = [aux["pred_masks"] for aux in out["aux_outputs"]]
     for i, (memory_length, memory_mask) in enumerate(seen):
         size = LEVEL_SIZES[i % 3]

@@ -175,6 +175,7 @@ class MaskFormerHead(nn.Module):
         features: dict[str, torch.Tensor],
         mask: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        output_aux_masks: bool = False,
     ) -> MaskFormerHeadOutput:
         """Predict class and mask logits.
 
@@ -183,6 +184,8 @@ class MaskFormerHead(nn.Module):
             mask: unused padding mask, passed on to the predictor (which ignores it).
             output_hidden_states: also return the pixel decoder's multi-scale features and
                 the decoder's intermediate states.
+            output_aux_masks: in eval mode, also compute the earlier predictions' mask
+                logits (``aux_outputs[i]["pred_masks"]``; training mode always does).
 
         Returns:
             the predictions (a dict view gives ``pred_logits`` (B, Q, K+1), ``pred_masks``
@@ -190,7 +193,11 @@ class MaskFormerHead(nn.Module):
         """
         mask_features, _, multi_scale_features = self.pixel_decoder.forward_features(features)
         decoder_output = self.predictor(
-            multi_scale_features, mask_features, mask, output_hidden_states=output_hidden_states
+            multi_scale_features,
+            mask_features,
+            mask,
+            output_hidden_states=output_hidden_states,
+            output_aux_masks=output_aux_masks,
         )
         return MaskFormerHeadOutput(
             decoder=decoder_output,
