@@ -15,6 +15,7 @@ from mask2former.layers.inference_ops import (
     kernel_dtype,
     memory_format_of,
 )
+from mask2former.layers.winograd import winograd_applies, winograd_conv3x3, winograd_weight
 
 
 def _tracing() -> bool:
@@ -62,6 +63,8 @@ class Conv2d(nn.Conv2d):
         self._folded: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
         # (key, weight, bias) in a fused kernel's dtype and memory format (see forward_fused)
         self._kernel_weights: tuple[tuple, torch.Tensor, torch.Tensor | None] | None = None
+        # (key, Winograd-transformed weight (16, C_in, C_out)), see _winograd
+        self._winograd_weights: tuple[tuple, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (N, C_in, H, W). Returns: (N, C_out, H', W')."""
@@ -100,6 +103,10 @@ class Conv2d(nn.Conv2d):
         folded = self._inference_weight_and_bias()
         dtype = kernel_dtype(x)
         if folded is not None and dtype is not None:
+            if residual is None:
+                out = self._winograd(x, *folded, dtype, relu=relu)
+                if out is not None:
+                    return out
             weight, bias = self._weights_for_kernel(*folded, dtype, memory_format_of(x))
             out = fused_conv2d(x, weight, bias, self, relu=relu, residual=residual)
             if out is not None:
@@ -115,10 +122,33 @@ class Conv2d(nn.Conv2d):
         # ``folded``: from _inference_weight_and_bias (None: run the norm as a module)
         if folded is not None:
             return F.conv2d(x, *folded, self.stride, self.padding, self.dilation, self.groups)
-        x = F.conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
-        return x if self.norm is None else self.norm(x)
+        dtype = kernel_dtype(x)
+        out = None if dtype is None else self._winograd(x, self.weight, self.bias, dtype)
+        if out is None:
+            out = F.conv2d(
+                x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+            )
+        return out if self.norm is None else self.norm(out)
+
+    def _winograd(
+        self,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        dtype: torch.dtype,
+        *,
+        relu: bool = False,
+    ) -> torch.Tensor | None:
+        """``conv2d(x, weight, bias)`` (then ReLU) by Winograd F(2x2, 3x3) in ``dtype`` (the
+        fused path's, from ``kernel_dtype``) where it is faster
+        (``mask2former.layers.winograd``); None elsewhere, in training and under hooks."""
+        if self.training or has_forward_hooks(self) or not winograd_applies(self, x, dtype):
+            return None
+        key = (_tensor_key(weight), dtype)
+        if self._winograd_weights is None or self._winograd_weights[0] != key:
+            self._winograd_weights = (key, winograd_weight(weight, dtype))
+        bias = None if bias is None else bias.float()
+        return winograd_conv3x3(x, self._winograd_weights[1], bias, relu=relu, out_dtype=dtype)
 
     def _weights_for_kernel(
         self,
