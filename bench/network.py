@@ -11,12 +11,21 @@ Wall-clock and process CPU time are both reported: on a shared machine the CPU t
 
     python bench/network.py [--models r50 swin_t] [--sizes 512x683 800x1333] [--repeats 5]
         [--rounds 2] [--baseline /tmp/base] [--profile]
+    python bench/network.py --winograd [--models r50] [--sizes 512x683 800x1333] [--repeats 7]
+
+``--winograd`` is an in-process A/B of the eval-time Winograd convolution
+(``mask2former.layers.winograd``): first each 3x3 convolution shape of the network's FPN output
+conv and ResNet stages against oneDNN's direct convolution, then the whole network with Winograd
+on and off, in float32 and under bfloat16 autocast, the two sides interleaved run by run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -82,6 +91,94 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({**medians, "checksum": checksum}))
 
 
+def _interleaved(functions: dict[str, object], repeats: int) -> dict[str, dict[str, float]]:
+    """name -> {"wall", "cpu"} medians (s) of ``repeats`` runs, the functions taking turns."""
+    times = {name: {"wall": [], "cpu": []} for name in functions}
+    for function in functions.values():
+        function()  # warm-up (also builds the cached weights)
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            function()
+            times[name]["wall"].append(time.perf_counter() - start)
+            times[name]["cpu"].append(time.process_time() - start_cpu)
+    return {
+        name: {clock: statistics.median(values) for clock, values in clocks.items()}
+        for name, clocks in times.items()
+    }
+
+
+def _dtype_context(dtype: str) -> contextlib.AbstractContextManager:
+    if dtype == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def winograd_convs(size: tuple[int, int], repeats: int) -> None:
+    """Per-shape table: the 3x3 convolutions of the R50 network (FPN output conv at 1/4, the
+    ResNet stages' 3x3 convs at 1/4 to 1/32) by oneDNN's direct kernel and by Winograd."""
+    from mask2former.layers.winograd import winograd_conv3x3, winograd_weight
+
+    height, width = padded(size)
+    shapes = [(256, 4), (64, 4), (128, 8), (256, 16), (512, 32)]
+    geometry = ([1, 1], [1, 1], [1, 1], 1)
+    for channels, stride in shapes:
+        map_size = (height // stride, width // stride)
+        x = torch.randn(1, channels, *map_size).contiguous(memory_format=torch.channels_last)
+        weight = torch.randn(channels, channels, 3, 3) / math.sqrt(9 * channels)
+        for dtype in (torch.float32, torch.bfloat16):
+            x_k = x.to(dtype)
+            direct_weight = weight.to(dtype).contiguous(memory_format=torch.channels_last)
+            transformed = winograd_weight(weight, dtype)
+            with torch.no_grad():
+                times = _interleaved(
+                    {
+                        "direct": functools.partial(
+                            torch.ops.mkldnn._convolution_pointwise,
+                            *(x_k, direct_weight, None, *geometry, "none", [], ""),
+                        ),
+                        "winograd": functools.partial(winograd_conv3x3, x_k, transformed),
+                    },
+                    repeats,
+                )
+            direct, wino = times["direct"], times["winograd"]
+            print(
+                f"conv {channels:3d}ch {map_size[0]:3d}x{map_size[1]:<3d} {str(dtype)[6:]:8s}"
+                f" direct {direct['wall'] * 1e3:7.1f} ms wall {direct['cpu'] * 1e3:7.1f} ms cpu"
+                f" | winograd {wino['wall'] * 1e3:7.1f} / {wino['cpu'] * 1e3:7.1f}"
+                f" | direct/winograd cpu {direct['cpu'] / wino['cpu']:.2f}",
+                flush=True,
+            )
+
+
+def winograd_network(model_name: str, size: tuple[int, int], repeats: int) -> None:
+    """The network with Winograd on and off, in float32 and under bfloat16 autocast."""
+    from mask2former.layers.winograd import winograd_enabled
+
+    model = build_network(model_name, ROOT)
+    torch.manual_seed(1)
+    pixels = torch.randn(1, 3, *padded(size)) * 50 + 110
+    images = (pixels - model.pixel_mean) / model.pixel_std
+
+    def run(enabled: bool) -> dict:
+        with winograd_enabled(enabled):
+            return run_network(model, images)
+
+    for dtype in ("float32", "bfloat16"):
+        with torch.no_grad(), _dtype_context(dtype):
+            times = _interleaved({"on": lambda: run(True), "off": lambda: run(False)}, repeats)
+            diff = (run(True)["pred_masks"] - run(False)["pred_masks"]).abs().max()
+        on, off = times["on"], times["off"]
+        print(
+            f"network {model_name} {size[0]}x{size[1]} {dtype:8s}"
+            f" on {on['wall'] * 1e3:7.1f} ms wall {on['cpu'] * 1e3:7.1f} ms cpu"
+            f" | off {off['wall'] * 1e3:7.1f} / {off['cpu'] * 1e3:7.1f}"
+            f" | off/on wall {off['wall'] / on['wall']:.3f} cpu {off['cpu'] / on['cpu']:.3f}"
+            f" | max |pred_masks diff| {float(diff):.1e}",
+            flush=True,
+        )
+
+
 def measure(root: str, model: str, size: str, args: argparse.Namespace) -> dict:
     env = dict(os.environ, PYTHONPATH=root)
     command = [sys.executable, os.path.abspath(__file__), "--worker", "--root", root]
@@ -102,11 +199,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baseline", help="another checkout to time the same way")
     parser.add_argument("--profile", action="store_true", help="print the top operators")
+    parser.add_argument(
+        "--winograd", action="store_true", help="in-process A/B of the Winograd convolution"
+    )
     parser.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.winograd:
+        torch.set_num_threads(args.threads)
+        print(f"CPU, {args.threads} threads, medians of {args.repeats} interleaved runs")
+        for size in args.sizes:
+            shape = tuple(int(v) for v in size.split("x"))
+            winograd_convs(shape, args.repeats)
+            for model in args.models:
+                winograd_network(model, shape, args.repeats)
         return
     if args.profile:
         for model in args.models:

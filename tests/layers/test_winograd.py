@@ -64,7 +64,10 @@ def calls(monkeypatch):
 @pytest.mark.parametrize("size", [(8, 12), (13, 17), (1, 5), (2, 2), (40, 9)])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("with_bias,relu", [(False, False), (True, False), (True, True)])
-def test_float32_equals_conv2d(size, channels_last, with_bias, relu):
+@pytest.mark.parametrize("band_tiles", [None, 6])
+def test_float32_equals_conv2d(monkeypatch, size, channels_last, with_bias, relu, band_tiles):
+    if band_tiles is not None:  # many bands of one or a few tile rows, the last one partial
+        monkeypatch.setattr(winograd, "_BAND_TILES", band_tiles)
     x, weight, bias = _conv_inputs(2, 24, 40, size)
     bias = bias if with_bias else None
     if channels_last:
