@@ -17,11 +17,16 @@ struct Inputs {
   at::Tensor value, spatial_shapes, level_start_index, sampling_locations, attention_weights;
 };
 
-void check_float_like(const at::Tensor& t, const at::Tensor& value, const char* name) {
+// `float32_ok`: a bfloat16 / float16 value may come with float32 locations and weights.
+void check_float_like(
+    const at::Tensor& t, const at::Tensor& value, const char* name, bool float32_ok = false) {
+  const auto dtype = value.scalar_type();
+  const bool reduced_value = dtype == at::kBFloat16 || dtype == at::kHalf;
   TORCH_CHECK(
-      t.scalar_type() == value.scalar_type(),
-      "ms_deform_attn: ", name, " has dtype ", t.scalar_type(), " but value has dtype ",
-      value.scalar_type(), "; all floating inputs must share one dtype");
+      t.scalar_type() == dtype || (float32_ok && reduced_value && t.scalar_type() == at::kFloat),
+      "ms_deform_attn: ", name, " has dtype ", t.scalar_type(), " but value has dtype ", dtype,
+      float32_ok && reduced_value ? "; it must be that dtype or float32"
+                                  : "; all floating inputs must share one dtype");
   TORCH_CHECK(
       t.device() == value.device(), "ms_deform_attn: ", name, " is on ", t.device(),
       " but value is on ", value.device());
@@ -56,7 +61,8 @@ Inputs prepare(
     const at::Tensor& spatial_shapes,
     const at::Tensor& level_start_index,
     const at::Tensor& sampling_locations,
-    const at::Tensor& attention_weights) {
+    const at::Tensor& attention_weights,
+    bool mixed_ok = false) {
   TORCH_CHECK(
       value.dim() == 4, "ms_deform_attn: value must be (N, S, heads, dim), got ", value.sizes());
   TORCH_CHECK(
@@ -88,8 +94,12 @@ Inputs prepare(
           attention_weights.sizes() == at::IntArrayRef(loc.data(), 5),
       "ms_deform_attn: attention_weights must be (N, Lq, heads, L, P) = ",
       at::IntArrayRef(loc.data(), 5), ", got ", attention_weights.sizes());
-  check_float_like(sampling_locations, value, "sampling_locations");
-  check_float_like(attention_weights, value, "attention_weights");
+  check_float_like(sampling_locations, value, "sampling_locations", mixed_ok);
+  check_float_like(attention_weights, value, "attention_weights", mixed_ok);
+  TORCH_CHECK(
+      attention_weights.scalar_type() == sampling_locations.scalar_type(),
+      "ms_deform_attn: attention_weights has dtype ", attention_weights.scalar_type(),
+      " but sampling_locations has dtype ", sampling_locations.scalar_type());
   check_levels(spatial_shapes, level_start_index, value.size(1));
   const auto index_options = value.options().dtype(at::kLong);
   return {
@@ -100,8 +110,9 @@ Inputs prepare(
       attention_weights.contiguous()};
 }
 
-// Checks and normalises the inputs, then runs the device kernel given as template argument.
-template <auto fn>
+// Checks and normalises the inputs, then runs the device kernel given as template argument;
+// `mixed_ok`: the kernel takes a 16-bit value with float32 locations and weights.
+template <auto fn, bool mixed_ok = false>
 at::Tensor forward_checked(
     const at::Tensor& value,
     const at::Tensor& spatial_shapes,
@@ -109,7 +120,7 @@ at::Tensor forward_checked(
     const at::Tensor& sampling_locations,
     const at::Tensor& attention_weights) {
   const Inputs in = prepare(
-      value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
+      value, spatial_shapes, level_start_index, sampling_locations, attention_weights, mixed_ok);
   return fn(
       in.value, in.spatial_shapes, in.level_start_index, in.sampling_locations,
       in.attention_weights);
@@ -151,7 +162,7 @@ TORCH_LIBRARY(mask2former, m) {
 }
 
 TORCH_LIBRARY_IMPL(mask2former, CPU, m) {
-  m.impl("ms_deform_attn_forward", &forward_checked<forward_cpu>);
+  m.impl("ms_deform_attn_forward", &forward_checked<forward_cpu, true>);
   m.impl("ms_deform_attn_backward", &backward_checked<backward_cpu>);
 }
 

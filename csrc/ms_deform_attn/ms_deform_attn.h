@@ -9,6 +9,8 @@
 //   attention_weights   (N, Lq, M, L, P)
 //   output              (N, Lq, M * D)
 // Sampling is bilinear with zero padding, i.e. grid_sample(align_corners=False).
+// Floating inputs share one dtype, except that the CPU forward also takes a bfloat16 / float16
+// value with float32 locations and weights; its output is then float32.
 #pragma once
 
 #include <ATen/core/Tensor.h>

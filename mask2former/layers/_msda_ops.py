@@ -24,7 +24,9 @@ def _forward_fake(
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
     batch, _, heads, dim = value.shape
-    return value.new_empty((batch, sampling_locations.shape[1], heads * dim))
+    # A 16-bit value with float32 locations (CPU) gives a float32 output.
+    dtype = torch.promote_types(value.dtype, sampling_locations.dtype)
+    return value.new_empty((batch, sampling_locations.shape[1], heads * dim), dtype=dtype)
 
 
 def _backward_fake(
@@ -51,15 +53,18 @@ def _backward(ctx, grad_output: torch.Tensor) -> tuple:
     value, spatial_shapes, level_start_index, sampling_locations, attention_weights = (
         ctx.saved_tensors
     )
+    # The backward kernels take one dtype: a 16-bit value that came with float32 locations
+    # is upcast (exactly), and its gradient rounded back, as autocast's cast would do.
+    compute_value = value.to(sampling_locations.dtype)
     grad_value, grad_locations, grad_weights = torch.ops.mask2former.ms_deform_attn_backward(
-        grad_output.contiguous(),
-        value,
+        grad_output.to(sampling_locations.dtype).contiguous(),
+        compute_value,
         spatial_shapes,
         level_start_index,
         sampling_locations,
         attention_weights,
     )
-    return grad_value, None, None, grad_locations, grad_weights
+    return grad_value.to(value.dtype), None, None, grad_locations, grad_weights
 
 
 @functools.cache
@@ -69,6 +74,7 @@ def register_python_impls() -> None:
     torch.library.register_fake(BACKWARD, _backward_fake)
     torch.library.register_autograd(FORWARD, _backward, setup_context=_setup_context)
     # Under autocast the op runs in float32: 16-bit sampling locations lose sub-pixel precision,
-    # and the CPU kernel accumulates in float32 anyway.
+    # and the CPU kernel accumulates in float32 anyway. (``ms_deform_attn`` hands the CPU
+    # kernel a 16-bit value as it is, around this rule.)
     for device_type in ("cpu", "cuda"):
         torch.library.register_autocast(FORWARD, device_type, torch.float32)

@@ -10,7 +10,9 @@ attention_weights)`` -> (N, Lq, heads * dim). Backends:
 
 By default the compiled kernel for the inputs' device is used when it builds, else the
 reference. ``MASK2FORMER_MSDA_BACKEND=pytorch|cpu|cuda`` forces one (forcing an unavailable
-one raises). The choice is logged once per device type.
+one raises). The choice is logged once per device type. The CPU kernel's forward uses AVX-512
+when the CPU has it; ``MASK2FORMER_MSDA_CPU_KERNEL=portable`` (read on every call) makes it
+take the portable path instead.
 """
 
 from __future__ import annotations
@@ -100,6 +102,34 @@ def _backend_for(device_type: str) -> str:
     return "pytorch" if _reference_forced.get() else select_backend(device_type)
 
 
+# Value dtypes the CPU kernel reads in place, beside float32 locations and weights.
+_READS_16_BIT = (torch.bfloat16, torch.float16)
+
+
+def _forward_16_bit_value_cpu(
+    value: torch.Tensor,
+    spatial_shapes: torch.Tensor,
+    level_start_index: torch.Tensor,
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """The CPU kernel on a 16-bit ``value`` as it is (no float32 copy of the largest input),
+    with float32 locations and weights: bit for bit the float32 computation on the upcast
+    value. The dtype of the result follows ``ms_deform_attn``'s rule (float32 under autocast).
+    """
+    autocast_on = torch.is_autocast_enabled("cpu")
+    # The op's autocast rule would upcast the value: call it with autocast off.
+    with torch.autocast("cpu", enabled=False):
+        output = torch.ops.mask2former.ms_deform_attn_forward(
+            value,
+            spatial_shapes,
+            level_start_index,
+            sampling_locations.float(),
+            attention_weights.float(),
+        )
+    return output if autocast_on else output.to(value.dtype)
+
+
 def ms_deform_attn(
     value: torch.Tensor,
     spatial_shapes: torch.Tensor,
@@ -124,7 +154,18 @@ def ms_deform_attn(
     locations); they are then all computed in float32, because a 16-bit sampling location is
     off by up to a few pixels on large feature maps. Under ``torch.autocast`` the op runs in
     float32 and returns float32 (its autocast rule, registered with ``torch.library``).
+    In inference the CPU kernel reads a bfloat16 / float16 ``value`` without converting it
+    (same result as on its float32 upcast).
     """
+    backend = _backend_for(value.device.type)
+    if (
+        backend == "cpu"
+        and value.dtype in _READS_16_BIT
+        and not (torch.is_grad_enabled() and value.requires_grad)
+    ):
+        return _forward_16_bit_value_cpu(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+        )
     mixed = not (value.dtype == sampling_locations.dtype == attention_weights.dtype)
     if mixed:
         output = ms_deform_attn(
@@ -136,7 +177,7 @@ def ms_deform_attn(
         )
         autocast_on = torch.is_autocast_enabled(value.device.type)
         return output if autocast_on else output.to(value.dtype)
-    if _backend_for(value.device.type) == "pytorch":
+    if backend == "pytorch":
         return ms_deform_attn_reference(
             value, spatial_shapes, level_start_index, sampling_locations, attention_weights
         )

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mask2former.layers.inference_ops import fused_linear
+from mask2former.layers.inference_ops import fused_linear, kernel_dtype
 from mask2former.layers.ms_deform_attn import ms_deform_attn
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,10 @@ class MSDeformAttn(nn.Module):
             value = value.masked_fill(input_padding_mask[..., None], 0.0)
         value = value.view(batch, num_values, self.n_heads, self.d_model // self.n_heads)
 
+        # Under CPU autocast both projections of the query would cast it: cast it once.
+        query_dtype = kernel_dtype(query)
+        if query_dtype is not None:
+            query = query.to(query_dtype)
         offsets = fused_linear(self.sampling_offsets, query).view(
             batch, num_queries, self.n_heads, self.n_levels, self.n_points, 2
         )

@@ -108,6 +108,145 @@ def test_cpu_forward_float32(ops):
     )
 
 
+CPU_KERNEL_ENV = "MASK2FORMER_MSDA_CPU_KERNEL"
+
+
+@pytest.fixture(params=["auto", "portable"])
+def cpu_kernel(request, monkeypatch):
+    """Runs a test through the default CPU forward (AVX-512 where the CPU has it) and through
+    the portable one (the kernel reads the variable on every call)."""
+    if request.param == "portable":
+        monkeypatch.setenv(CPU_KERNEL_ENV, "portable")
+    else:
+        monkeypatch.delenv(CPU_KERNEL_ENV, raising=False)
+    return request.param
+
+
+# Forward cases for the float32 / 16-bit kernels: odd head dims (masked channel tails),
+# sample counts that are not a multiple of 16, points far outside, batch 2, many heads.
+FORWARD_CASES = {
+    "encoder_like": {"dim": 32, "heads": 8, "points": 4, "shapes": ((9, 13), (5, 7), (3, 3))},
+    "dim_5_odd_samples": {"dim": 5, "heads": 3, "points": 3, "queries": 7},
+    "dim_48": {"dim": 48, "heads": 2, "shapes": ((4, 6), (2, 3))},
+    "dim_17": {"dim": 17, "heads": 3, "points": 5, "queries": 9},
+    "dim_64": {"dim": 64, "heads": 2, "points": 2},
+    "far_outside": {"dim": 32, "spread": (-2.0, 3.0)},
+    "single_1x1_level": {"shapes": ((1, 1),), "dim": 16},
+}
+
+
+def with_bad_locations(inputs):
+    """Inputs with NaN, +-inf and just-outside sampling locations sprinkled in."""
+    value, shapes, starts, locations, weights = inputs
+    locations = locations.clone()
+    flat = locations.view(-1)
+    flat[::7] = float("nan")
+    flat[3::11] = float("inf")
+    flat[5::13] = -float("inf")
+    flat[9::17] = -0.5 / 4  # pixel -1 on a width-4 level: exactly on the border
+    return value, shapes, starts, locations, weights
+
+
+def as_reference_inputs(inputs):
+    """The reference's view of `with_bad_locations`: non-finite locations sample nothing,
+    like a location far outside the map."""
+    value, shapes, starts, locations, weights = inputs
+    return (
+        value,
+        shapes,
+        starts,
+        torch.nan_to_num(locations, nan=-10, posinf=10, neginf=-10),
+        weights,
+    )
+
+
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_cpu_forward_float32_matches_reference(ops, cpu_kernel, case):
+    inputs = with_bad_locations(make_inputs(**FORWARD_CASES[case], dtype=torch.float32))
+    expected = ms_deform_attn_reference(*as_reference_inputs(inputs))
+    output = ops.ms_deform_attn_forward(*inputs)
+    torch.testing.assert_close(output, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_cpu_forward_paths_agree(ops, case, monkeypatch):
+    # The AVX-512 forward writes out the FMAs GCC makes of the portable loops (x86-64-v3
+    # clone): with GCC the two agree bit for bit; another compiler may round differently.
+    inputs = with_bad_locations(make_inputs(**FORWARD_CASES[case], dtype=torch.float32))
+    monkeypatch.delenv(CPU_KERNEL_ENV, raising=False)
+    default = ops.ms_deform_attn_forward(*inputs)
+    monkeypatch.setenv(CPU_KERNEL_ENV, "portable")
+    portable = ops.ms_deform_attn_forward(*inputs)
+    torch.testing.assert_close(default, portable, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_cpu_16_bit_value_is_read_exactly(ops, cpu_kernel, dtype, case):
+    """A 16-bit value is read in place and gives the bits of the float32 kernel on its
+    upcast; with float32 locations the output stays float32, with 16-bit locations too it is
+    rounded to the value's dtype once."""
+    value, shapes, starts, locations, weights = with_bad_locations(
+        make_inputs(**FORWARD_CASES[case], dtype=torch.float32)
+    )
+    low = value.to(dtype)
+    mixed = ops.ms_deform_attn_forward(low, shapes, starts, locations, weights)
+    assert mixed.dtype == torch.float32
+    assert torch.equal(
+        mixed, ops.ms_deform_attn_forward(low.float(), shapes, starts, locations, weights)
+    )
+
+    low_locations, low_weights = locations.to(dtype), weights.to(dtype)
+    output = ops.ms_deform_attn_forward(low, shapes, starts, low_locations, low_weights)
+    upcast = ops.ms_deform_attn_forward(
+        low.float(), shapes, starts, low_locations.float(), low_weights.float()
+    )
+    assert output.dtype == dtype
+    assert torch.equal(output, upcast.to(dtype))
+
+
+def test_cpu_16_bit_value_gradients_follow_the_upcast(ops):
+    value, shapes, starts, locations, weights = make_inputs(dtype=torch.float32, dim=8)
+    grad_output = torch.randn(value.shape[0], locations.shape[1], value.shape[2] * 8)
+    low = value.bfloat16()
+    expected = run_with_grads(
+        ops.ms_deform_attn_forward, (low.float(), shapes, starts, locations, weights), grad_output
+    )
+    actual = run_with_grads(
+        ops.ms_deform_attn_forward, (low, shapes, starts, locations, weights), grad_output
+    )
+    assert actual[1].dtype == torch.bfloat16
+    assert_all_close(actual, [expected[0], expected[1].bfloat16(), *expected[2:]], rtol=0, atol=0)
+
+
+def test_16_bit_value_reaches_the_kernel_uncopied(ops, fresh_backend):
+    """In inference ``ms_deform_attn`` hands the CPU kernel a bfloat16 value as it is, under
+    autocast (float32 result) and without (bfloat16 result), with the float32 results."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    value, shapes, starts, locations, weights = make_inputs(dtype=torch.float32, dim=8)
+    low = value.bfloat16()
+    expected = ops.ms_deform_attn_forward(low.float(), shapes, starts, locations, weights)
+
+    class CopiedShapes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.shapes = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default):
+                self.shapes.append(tuple(args[0].shape))
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), CopiedShapes() as copies:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under_autocast = ms_deform_attn(low, shapes, starts, locations, weights)
+        plain = ms_deform_attn(low, shapes, starts, locations, weights)
+    assert tuple(value.shape) not in copies.shapes
+    assert under_autocast.dtype == torch.float32 and torch.equal(under_autocast, expected)
+    assert plain.dtype == torch.bfloat16 and torch.equal(plain, expected.bfloat16())
+
+
 def test_cpu_bfloat16_follows_float32(ops):
     inputs = make_inputs(dtype=torch.float32, dim=8)
     low = tuple(t.bfloat16() if t.is_floating_point() else t for t in inputs)
@@ -189,6 +328,9 @@ def test_opcheck(ops):
     value, shapes, starts, locations, weights = make_inputs(dtype=torch.float32)
     args = (value.requires_grad_(), shapes, starts, locations.requires_grad_(), weights)
     torch.library.opcheck(ops.ms_deform_attn_forward.default, args)
+    # a bfloat16 value with float32 locations: the fake kernel promises a float32 output
+    mixed = (value.detach().bfloat16().requires_grad_(), *args[1:])
+    torch.library.opcheck(ops.ms_deform_attn_forward.default, mixed)
     grad_output = torch.randn(value.shape[0], locations.shape[1], value.shape[2] * value.shape[3])
     torch.library.opcheck(
         ops.ms_deform_attn_backward.default,
