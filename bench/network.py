@@ -209,6 +209,7 @@ def main() -> None:
         worker(args)
         return
     if args.winograd:
+        sys.path.insert(0, ROOT)  # in this process (the workers get PYTHONPATH)
         torch.set_num_threads(args.threads)
         print(f"CPU, {args.threads} threads, medians of {args.repeats} interleaved runs")
         for size in args.sizes:
