@@ -34,6 +34,7 @@ from mask2former.hf.json_settings import (
     to_json_string,
     write_json,
 )
+from mask2former.utils import cpu_caching
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +362,8 @@ class Mask2FormerImageProcessor:
         self, outputs: Any, target_sizes: list[tuple[int, int]] | None = None, **kwargs: Any
     ) -> list[torch.Tensor]:
         """See ``post_processing.semantic_segmentation``."""
-        return post_processing.semantic_segmentation(outputs, target_sizes, **kwargs)
+        with _caching_for(outputs):
+            return post_processing.semantic_segmentation(outputs, target_sizes, **kwargs)
 
     def post_process_instance_segmentation(
         self,
@@ -375,16 +377,17 @@ class Mask2FormerImageProcessor:
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         """See ``post_processing.instance_segmentation``."""
-        return post_processing.instance_segmentation(
-            outputs,
-            threshold=threshold,
-            mask_threshold=mask_threshold,
-            overlap_mask_area_threshold=overlap_mask_area_threshold,
-            target_sizes=target_sizes,
-            return_coco_annotation=return_coco_annotation,
-            return_binary_maps=return_binary_maps,
-            **kwargs,
-        )
+        with _caching_for(outputs):
+            return post_processing.instance_segmentation(
+                outputs,
+                threshold=threshold,
+                mask_threshold=mask_threshold,
+                overlap_mask_area_threshold=overlap_mask_area_threshold,
+                target_sizes=target_sizes,
+                return_coco_annotation=return_coco_annotation,
+                return_binary_maps=return_binary_maps,
+                **kwargs,
+            )
 
     def post_process_panoptic_segmentation(
         self,
@@ -397,15 +400,22 @@ class Mask2FormerImageProcessor:
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         """See ``post_processing.panoptic_segmentation``."""
-        return post_processing.panoptic_segmentation(
-            outputs,
-            threshold=threshold,
-            mask_threshold=mask_threshold,
-            overlap_mask_area_threshold=overlap_mask_area_threshold,
-            label_ids_to_fuse=label_ids_to_fuse,
-            target_sizes=target_sizes,
-            **kwargs,
-        )
+        with _caching_for(outputs):
+            return post_processing.panoptic_segmentation(
+                outputs,
+                threshold=threshold,
+                mask_threshold=mask_threshold,
+                overlap_mask_area_threshold=overlap_mask_area_threshold,
+                label_ids_to_fuse=label_ids_to_fuse,
+                target_sizes=target_sizes,
+                **kwargs,
+            )
+
+
+def _caching_for(outputs: Any):
+    """The caching-allocator scope (utils/cpu_caching.py) for the device of the outputs."""
+    masks = getattr(outputs, "masks_queries_logits", None)
+    return cpu_caching.caching(masks.device if isinstance(masks, torch.Tensor) else "cpu")
 
 
 def _pad(tensor: torch.Tensor, padded_size: tuple[int, int], fill: float) -> torch.Tensor:

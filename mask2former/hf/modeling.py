@@ -10,6 +10,7 @@ transformers' names with ``hf.name_mapping``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -37,6 +38,7 @@ from mask2former.modeling.backbone.build import build_backbone
 from mask2former.modeling.criterion import build_criterion
 from mask2former.modeling.head_outputs import MaskFormerHeadOutput
 from mask2former.modeling.heads.mask_former_head import build_sem_seg_head
+from mask2former.utils import cpu_caching
 
 logger = logging.getLogger(__name__)
 
@@ -330,9 +332,11 @@ class Mask2FormerForUniversalSegmentation(Mask2FormerPreTrainedModel):
         hidden = self._setting(output_hidden_states, "output_hidden_states")
         auxiliary = self._setting(output_auxiliary_logits, "output_auxiliary_logits")
         # the earlier predictions' masks only for the auxiliary logits and losses
-        features, head = self.model.run_core(
-            pixel_values, hidden, output_aux_masks=auxiliary or mask_labels is not None
-        )
+        scope = contextlib.nullcontext() if self.training else cpu_caching.caching(self.device)
+        with scope:
+            features, head = self.model.run_core(
+                pixel_values, hidden, output_aux_masks=auxiliary or mask_labels is not None
+            )
         base = _model_output(features, head, every_mask=False)
 
         loss = None

@@ -14,8 +14,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from mask2former.utils import buffer_pool
-
 
 def sem_seg_postprocess(
     result: torch.Tensor, img_size: tuple[int, int], output_height: int, output_width: int
@@ -102,9 +100,5 @@ def upsample_masks(
     else:
         source = mask_logits[None, :, :rows, :cols].contiguous()
         scales = (padded_size[0] / mask_logits.shape[-2], padded_size[1] / mask_logits.shape[-1])
-        # Into a recycled buffer: the result is a few hundred MB that the caller overwrites and
-        # drops (fresh memory would cost as much in page faults as the interpolation).
-        out = buffer_pool.empty((1, source.shape[1], height, width), source.dtype, source.device)
-        torch.ops.aten.upsample_bilinear2d.out(source, [height, width], False, *scales, out=out)
-        masks = out[0]
+        masks = torch.ops.aten.upsample_bilinear2d(source, [height, width], False, *scales)[0]
     return resize_to_output(masks, *output_size)

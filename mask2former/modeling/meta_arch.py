@@ -21,6 +21,7 @@ from mask2former.modeling.inference_amp import inference_autocast, inference_dty
 from mask2former.modeling.postprocessing import postprocess_batch
 from mask2former.modeling.registry import META_ARCH_REGISTRY
 from mask2former.structures import ImageList, Instances
+from mask2former.utils import cpu_caching
 
 
 def _thing_ids_from_metadata(dataset_names: Sequence[str]) -> list[int] | None:
@@ -215,22 +216,28 @@ class MaskFormer(nn.Module):
             "sem_seg" (K, H, W), "panoptic_seg" ((H, W) int32 ids, segments_info) and
             "instances" (Instances) as switched on.
         """
+        if not self.training:
+            # Large inference temporaries reuse already-mapped memory (utils/cpu_caching.py).
+            with cpu_caching.caching(self.device):
+                return self._inference(batched_inputs)
         images = self.preprocess_images(batched_inputs)
-        autocast_dtype = None if self.training else self.inference_dtype
+        outputs = self.sem_seg_head(self.backbone(images.tensor))
+        missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
+        if missing:
+            raise ValueError(
+                f"training needs an 'instances' entry (gt_classes, gt_masks) in every "
+                f"input; batched_inputs{missing} have none"
+            )
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        targets = self.prepare_targets(gt_instances, images)
+        return self.criterion.weigh(self.criterion(outputs, targets))
+
+    def _inference(self, batched_inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        images = self.preprocess_images(batched_inputs)
+        autocast_dtype = self.inference_dtype
         with inference_autocast(self.device.type, autocast_dtype):
             features = self.backbone(images.tensor)
             outputs = self.sem_seg_head(features)
-
-        if self.training:
-            missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
-            if missing:
-                raise ValueError(
-                    f"training needs an 'instances' entry (gt_classes, gt_masks) in every "
-                    f"input; batched_inputs{missing} have none"
-                )
-            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-            targets = self.prepare_targets(gt_instances, images)
-            return self.criterion.weigh(self.criterion(outputs, targets))
 
         # Reduced-precision network outputs reach post-processing as float32, and a caller's
         # own autocast region does not reach into it (thresholds, argmaxes, mask products).

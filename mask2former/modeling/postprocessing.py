@@ -34,7 +34,6 @@ from mask2former.modeling.postprocessing_tasks import (
     semantic_scores,
     topk_query_class_pairs,
 )
-from mask2former.utils import buffer_pool
 
 # Elements of a row band of the kept queries' probabilities (16 MB: mostly in cache, and
 # few enough bands that the per-operation overhead stays small).
@@ -128,14 +127,9 @@ def _infer(
         distinct, pair_rows = torch.unique(pairs[2], return_inverse=True)
         instance_rows = rows_of(distinct)
         # Binarized before the logits become probabilities (a bool gather is 4x smaller).
-        binary = torch.gt(
-            mask_logits, 0, out=buffer_pool.empty(mask_logits.shape, torch.bool, mask_logits.device)
-        )
+        binary = mask_logits > 0
         if instance_rows is not None:
-            gathered = buffer_pool.empty(
-                (instance_rows.numel(), *binary.shape[1:]), torch.bool, binary.device
-            )
-            binary = torch.index_select(binary, 0, instance_rows, out=gathered)
+            binary = binary[instance_rows]
         instances = InstanceBands(pairs[0], pairs[1], pair_rows, binary)
     mask_probs = mask_logits.sigmoid_()  # in place: the logits are not needed any more
 

@@ -17,7 +17,6 @@ import torch
 from torch.nn import functional as F
 
 from mask2former.structures import Boxes, Instances, masks_to_boxes
-from mask2former.utils import buffer_pool
 
 
 def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> torch.Tensor:
@@ -37,15 +36,8 @@ def semantic_scores(mask_cls: torch.Tensor, mask_probs: torch.Tensor) -> torch.T
     """(K, H, W) scores from (Q, K + 1) class logits and (Q, H, W) mask probabilities."""
     class_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
     num_queries, height, width = mask_probs.shape
-    scores = buffer_pool.empty(
-        (class_probs.shape[1], height, width), mask_probs.dtype, mask_probs.device
-    )
-    torch.mm(
-        class_probs.t(),
-        mask_probs.reshape(num_queries, height * width),
-        out=scores.view(-1, height * width),
-    )
-    return scores
+    scores = torch.mm(class_probs.t(), mask_probs.reshape(num_queries, height * width))
+    return scores.view(-1, height, width)
 
 
 def panoptic_queries(
@@ -267,9 +259,9 @@ class InstanceBands:
         areas = areas.float()
         mask_scores = self.inside.float() / (areas + 1e-6)
         result = Instances((height, width))
-        # Row by row into a (recycled) float buffer: no (N, H, W) bool gather in between.
-        pred_masks = buffer_pool.empty(
-            (len(self.rows), height, width), torch.float32, binary.device
+        # Row by row into the float result: no (N, H, W) bool gather in between.
+        pred_masks = torch.empty(
+            (len(self.rows), height, width), dtype=torch.float32, device=binary.device
         )
         for target, row in zip(pred_masks, self.rows.tolist()):
             target.copy_(binary[row])
