@@ -136,7 +136,8 @@ FORWARD_CASES = {
 
 
 def with_bad_locations(inputs):
-    """Inputs with NaN, +-inf and just-outside sampling locations sprinkled in."""
+    """Inputs with NaN, +-inf and just-outside sampling locations sprinkled in; samples at a
+    non-finite location get an infinite attention weight (they must contribute nothing)."""
     value, shapes, starts, locations, weights = inputs
     locations = locations.clone()
     flat = locations.view(-1)
@@ -144,20 +145,17 @@ def with_bad_locations(inputs):
     flat[3::11] = float("inf")
     flat[5::13] = -float("inf")
     flat[9::17] = -0.5 / 4  # pixel -1 on a width-4 level: exactly on the border
+    weights = weights.masked_fill(~locations.isfinite().all(-1), float("inf"))
     return value, shapes, starts, locations, weights
 
 
 def as_reference_inputs(inputs):
-    """The reference's view of `with_bad_locations`: non-finite locations sample nothing,
-    like a location far outside the map."""
+    """The reference's view of `with_bad_locations`: a sample at a non-finite location
+    contributes nothing (as one far outside the map, with weight 0)."""
     value, shapes, starts, locations, weights = inputs
-    return (
-        value,
-        shapes,
-        starts,
-        torch.nan_to_num(locations, nan=-10, posinf=10, neginf=-10),
-        weights,
-    )
+    finite = locations.isfinite().all(-1)
+    locations = torch.nan_to_num(locations, nan=-10, posinf=10, neginf=-10)
+    return value, shapes, starts, locations, weights.masked_fill(~finite, 0)
 
 
 @pytest.mark.parametrize("case", FORWARD_CASES)
