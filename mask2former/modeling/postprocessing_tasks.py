@@ -259,13 +259,7 @@ class InstanceBands:
         areas = areas.float()
         mask_scores = self.inside.float() / (areas + 1e-6)
         result = Instances((height, width))
-        # Row by row into the float result: no (N, H, W) bool gather in between.
-        pred_masks = torch.empty(
-            (len(self.rows), height, width), dtype=torch.float32, device=binary.device
-        )
-        for target, row in zip(pred_masks, self.rows.tolist()):
-            target.copy_(binary[row])
-        result.pred_masks = pred_masks
+        result.pred_masks = binary[self.rows].float()  # gathers bytes, then converts
         # The original stores all-zero boxes here (computing them was "slow"); detectron2-style
         # consumers expect real ones, so these are the tight boxes of the binary masks.
         result.pred_boxes = Boxes(masks_to_boxes(binary)[self.rows])
