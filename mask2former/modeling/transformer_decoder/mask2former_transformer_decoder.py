@@ -65,8 +65,8 @@ def resize_mask_features(mask_features: torch.Tensor, size: tuple[int, int]) -> 
         size: (h, w).
 
     Returns:
-        (B, C, h, w), contiguous: each query's logits are then one plain (1 x C) @ (C x hw)
-        product (on the CPU, 1.4x faster than with channels-last features).
+        (B, C, h, w), contiguous: the logits are then a plain (Q x C) @ (C x hw) product,
+        faster on the CPU than one reading channels-last features in place.
     """
     resized = F.interpolate(mask_features, size=size, mode="bilinear", align_corners=False)
     return resized.contiguous()
