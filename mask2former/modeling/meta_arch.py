@@ -235,6 +235,10 @@ class MaskFormer(nn.Module):
     def _inference(self, batched_inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         images = self.preprocess_images(batched_inputs)
         autocast_dtype = self.inference_dtype
+        # The semantic product follows TEST.AMP, or a caller's own autocast region.
+        semantic_dtype = autocast_dtype
+        if semantic_dtype is None and torch.is_autocast_enabled(self.device.type):
+            semantic_dtype = torch.get_autocast_dtype(self.device.type)
         with inference_autocast(self.device.type, autocast_dtype):
             features = self.backbone(images.tensor)
             outputs = self.sem_seg_head(features)
@@ -243,10 +247,14 @@ class MaskFormer(nn.Module):
         # own autocast region does not reach into it (thresholds, argmaxes, mask products).
         outputs = {name: outputs[name].float() for name in ("pred_logits", "pred_masks")}
         with torch.autocast(device_type=self.device.type, enabled=False):
-            return self._postprocess(outputs, images, batched_inputs)
+            return self._postprocess(outputs, images, batched_inputs, semantic_dtype)
 
     def _postprocess(
-        self, outputs: dict[str, torch.Tensor], images: ImageList, batched_inputs: list[dict]
+        self,
+        outputs: dict[str, torch.Tensor],
+        images: ImageList,
+        batched_inputs: list[dict],
+        semantic_dtype: torch.dtype | None = None,
     ) -> list[dict[str, Any]]:
         return postprocess_batch(
             outputs["pred_logits"],
@@ -265,6 +273,9 @@ class MaskFormer(nn.Module):
             overlap_threshold=self.overlap_threshold,
             test_topk_per_image=self.test_topk_per_image,
             thing_ids=self.thing_ids,
+            # Under TEST.AMP the semantic product is a reduced-precision GEMM like the
+            # network's; thresholds, argmaxes and the other tasks stay float32.
+            semantic_dtype=semantic_dtype,
         )
 
     def prepare_targets(

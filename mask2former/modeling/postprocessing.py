@@ -83,6 +83,7 @@ def _infer(
     overlap_threshold: float,
     test_topk_per_image: int,
     thing_ids: Collection[int] | None,
+    semantic_dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
     """The requested results from (Q, K + 1) class logits and ``masks_of(query_ids)``, which
     gives the (n, H, W) float32 mask logits of those queries at the result's resolution
@@ -135,7 +136,7 @@ def _infer(
 
     result: dict[str, Any] = {}
     if semantic_on:
-        result["sem_seg"] = semantic_scores(mask_cls, mask_probs)
+        result["sem_seg"] = semantic_scores(mask_cls, mask_probs, semantic_dtype)
     segments = panoptic_rows = None
     if panoptic is not None:
         panoptic_rows = rows_of(panoptic[2])
@@ -186,6 +187,7 @@ def postprocess_image(
     overlap_threshold: float,
     test_topk_per_image: int,
     thing_ids: Collection[int] | None,
+    semantic_dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
     """All requested results of one image, in the order and at the resolution of the original.
 
@@ -207,6 +209,9 @@ def postprocess_image(
         overlap_threshold: see ``panoptic_inference``.
         test_topk_per_image: see ``instance_inference``.
         thing_ids: contiguous thing class ids; needed when ``panoptic_on``.
+        semantic_dtype: dtype of the semantic product's operands (e.g. bfloat16 under
+            ``TEST.AMP``: the (K, Q) x (Q, H*W) product is then a reduced-precision GEMM with a
+            float32 result); None keeps it float32.
 
     Returns:
         Dict with the keys switched on.
@@ -236,6 +241,7 @@ def postprocess_image(
         overlap_threshold=overlap_threshold,
         test_topk_per_image=test_topk_per_image,
         thing_ids=thing_ids,
+        semantic_dtype=semantic_dtype,
     )
     if semantic_on and not sem_seg_postprocess_before_inference:
         result["sem_seg"] = resize_to_output(result["sem_seg"], output_height, output_width)

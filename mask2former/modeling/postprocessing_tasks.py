@@ -32,11 +32,22 @@ def semantic_inference(mask_cls: torch.Tensor, mask_pred: torch.Tensor) -> torch
     return semantic_scores(mask_cls, mask_pred.sigmoid())
 
 
-def semantic_scores(mask_cls: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
-    """(K, H, W) scores from (Q, K + 1) class logits and (Q, H, W) mask probabilities."""
+def semantic_scores(
+    mask_cls: torch.Tensor, mask_probs: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """(K, H, W) scores from (Q, K + 1) class logits and (Q, H, W) mask probabilities.
+
+    ``dtype`` (e.g. bfloat16 for reduced-precision inference): the product's operands are
+    cast to it, as autocast casts a matrix product's, and the result comes back in the
+    probabilities' dtype.
+    """
     class_probs = F.softmax(mask_cls, dim=-1)[:, :-1]
     num_queries, height, width = mask_probs.shape
-    scores = torch.mm(class_probs.t(), mask_probs.reshape(num_queries, height * width))
+    flat_probs = mask_probs.reshape(num_queries, height * width)
+    if dtype is None or dtype == mask_probs.dtype:
+        scores = torch.mm(class_probs.t(), flat_probs)
+    else:
+        scores = torch.mm(class_probs.t().to(dtype), flat_probs.to(dtype)).to(mask_probs.dtype)
     return scores.view(-1, height, width)
 
 

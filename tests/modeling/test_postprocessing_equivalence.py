@@ -237,6 +237,22 @@ def test_inference_tail(kind, batch, tasks, before_inference, band_elements, rec
         assert_same_results(got_image, expected_image)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_semantic_product_in_reduced_precision(dtype):
+    """``semantic_dtype`` casts the product's operands (as autocast would) and returns float32
+    scores close to the float32 product; None leaves the float32 result untouched."""
+    class_logits, mask_logits = make_logits("trained", 100, 133, 16, 21)
+    probs = upsampled(mask_logits, (64, 84)).sigmoid()
+    exact = postprocessing.semantic_scores(class_logits, probs)
+    assert torch.equal(postprocessing.semantic_scores(class_logits, probs, None), exact)
+    reduced = postprocessing.semantic_scores(class_logits, probs, dtype)
+    assert reduced.dtype == torch.float32 and reduced.shape == exact.shape
+    class_probs = F.softmax(class_logits, -1)[:, :-1].to(dtype).float()
+    expected = torch.einsum("qk,qhw->khw", class_probs.double(), probs.to(dtype).double())
+    torch.testing.assert_close(reduced.double(), expected, rtol=1e-2, atol=1e-3)
+    assert (reduced - exact).abs().max() > 0  # the operands were rounded
+
+
 def test_inputs_are_not_modified():
     """The fast paths work in place on their own copies, never on the caller's tensors."""
     class_logits, mask_logits = make_logits("trained", 16, 5, 9, 13)
