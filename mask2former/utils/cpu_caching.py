@@ -48,6 +48,7 @@ def _load() -> bool:
         if not hasattr(torch.ops.mask2former_memory, "install"):
             from torch.utils.cpp_extension import load
 
+            logger.info("Building the caching CPU allocator; cached after the first use")
             load(
                 name="mask2former_cpu_memory",
                 sources=[str(source)],
