@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from mask2former.structures.boxes import Boxes
+
+
+def coco_segmentation_rle(segmentation: Any, height: int, width: int) -> Any:
+    """A COCO annotation's ``segmentation`` (polygon list, uncompressed or compressed RLE) as
+    one compressed RLE for pycocotools (``decode``, ``area``)."""
+    from pycocotools import mask as mask_util
+
+    if isinstance(segmentation, list):
+        return mask_util.merge(mask_util.frPyObjects(segmentation, height, width))
+    if isinstance(segmentation.get("counts"), list):
+        return mask_util.frPyObjects(segmentation, height, width)
+    return segmentation
 
 
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:

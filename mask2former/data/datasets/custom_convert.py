@@ -31,6 +31,7 @@ from PIL import Image
 from mask2former.data.datasets.custom import panoptic_metadata_from_categories
 from mask2former.data.datasets.custom_checks import list_by_stem
 from mask2former.data.datasets.paths import read_json
+from mask2former.structures.masks import coco_segmentation_rle
 from mask2former.utils.panoptic_ids import id2rgb
 
 logger = logging.getLogger(__name__)
@@ -78,12 +79,7 @@ def _instances_from_coco(json_file: str, classes: list[str], thing_ids: set[int]
         img = images[ann["image_id"]]
         segm = ann["segmentation"]
         height, width = img["height"], img["width"]
-        if isinstance(segm, list):
-            rle = mask_util.merge(mask_util.frPyObjects(segm, height, width))
-        elif isinstance(segm["counts"], list):
-            rle = mask_util.frPyObjects(segm, height, width)
-        else:
-            rle = segm
+        rle = coco_segmentation_rle(segm, height, width)
         stem = os.path.splitext(os.path.basename(img["file_name"]))[0]
         per_stem[stem].append((category_map[ann["category_id"]], mask_util.decode(rle) > 0))
     return per_stem

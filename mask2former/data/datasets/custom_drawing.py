@@ -19,6 +19,7 @@ import pycocotools.mask as mask_util
 import torch
 
 from mask2former.data.detection_utils import read_image
+from mask2former.structures.masks import coco_segmentation_rle
 from mask2former.utils.panoptic_ids import rgb2id
 from mask2former.utils.visualizer import Segment, Visualizer, class_color, class_name
 
@@ -32,13 +33,7 @@ __all__ = [
 
 def _decode(segmentation: Any, height: int, width: int) -> np.ndarray:
     """A COCO polygon list / RLE -> (H, W) bool mask."""
-    if isinstance(segmentation, list):
-        rle = mask_util.merge(mask_util.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = mask_util.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return mask_util.decode(rle).astype(bool)
+    return mask_util.decode(coco_segmentation_rle(segmentation, height, width)).astype(bool)
 
 
 def _stack(masks: list[np.ndarray], height: int, width: int) -> np.ndarray:

@@ -10,6 +10,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 from PIL import Image
 
+from mask2former.structures.masks import coco_segmentation_rle
+
 __all__ = ["ClassStats", "DatasetStats", "dataset_stats", "format_stats"]
 
 
@@ -37,13 +39,7 @@ class DatasetStats:
 
 
 def _area(segmentation: Any, height: int, width: int) -> int:
-    if isinstance(segmentation, list):
-        rle = mask_util.merge(mask_util.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = mask_util.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return int(mask_util.area(rle))
+    return int(mask_util.area(coco_segmentation_rle(segmentation, height, width)))
 
 
 def _objects(record: dict, ignore_label: int) -> list[tuple[int, int]]:
