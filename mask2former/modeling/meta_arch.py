@@ -244,7 +244,8 @@ class MaskFormer(nn.Module):
             outputs = self.sem_seg_head(features)
 
         # Reduced-precision network outputs reach post-processing as float32, and a caller's
-        # own autocast region does not reach into it (thresholds, argmaxes, mask products).
+        # own autocast region does not reach into it (thresholds, argmaxes, mask products);
+        # only the semantic product follows ``semantic_dtype``.
         outputs = {name: outputs[name].float() for name in ("pred_logits", "pred_masks")}
         with torch.autocast(device_type=self.device.type, enabled=False):
             return self._postprocess(outputs, images, batched_inputs, semantic_dtype)
